@@ -1,0 +1,1 @@
+"""Lightning callbacks: sample images, evaluation, checkpoints. Each counts generator steps."""

@@ -1,0 +1,73 @@
+"""Periodic evaluation of generated samples with the metrics the data config declares."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torchmetrics import Metric
+
+
+class Evaluation(pl.Callback):
+    """Every ``every`` generator steps (0: only at the end) and at the end of training, draws
+    ``n_samples`` samples in batches of ``batch_size`` from fixed noise (seed ``seed``), feeds them to
+    each metric and logs the results as ``metrics/<key>`` to every tracker. ``latest`` keeps the last
+    values, which ganlab.train writes into ``summary.json``.
+
+    ``metrics`` maps a name to a factory called with ``datamodule=`` (Hydra ``_partial_``), so that a
+    metric can read what it needs from the data (mode means, a reference set, ...).
+    """
+
+    def __init__(
+        self,
+        metrics: dict[str, Callable[..., Metric]],
+        every: int = 0,
+        n_samples: int = 2500,
+        batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
+        if int(every) < 0 or int(n_samples) < 1 or int(batch_size) < 1:
+            raise ValueError(
+                f"Evaluation: every must be >= 0, n_samples and batch_size >= 1; got every={every}, "
+                f"n_samples={n_samples}, batch_size={batch_size}"
+            )
+        self.factories = dict(metrics)
+        self.every, self.n_samples, self.batch_size, self.seed = int(every), int(n_samples), int(batch_size), int(seed)
+        self.metrics: dict[str, Metric] = {}
+        self.latest: dict[str, float] = {}
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
+        self.metrics = {name: make(datamodule=trainer.datamodule) for name, make in self.factories.items()}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self.every and pl_module.g_steps % self.every == 0:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if self.metrics and self.latest.get("g_steps") != pl_module.g_steps:
+            self.evaluate(trainer, pl_module)
+
+    def evaluate(self, trainer: pl.Trainer, pl_module) -> dict[str, Any]:
+        if not self.metrics:
+            return {}
+        g = torch.Generator().manual_seed(self.seed)
+        for metric in self.metrics.values():
+            metric.reset()
+            metric.to(pl_module.device)
+        for start in range(0, self.n_samples, self.batch_size):
+            n = min(self.batch_size, self.n_samples - start)
+            fake = pl_module.generate(torch.randn(n, pl_module.z_dim, generator=g))
+            for metric in self.metrics.values():
+                metric.update(fake)
+        values: dict[str, float] = {}
+        for name, metric in self.metrics.items():
+            result = metric.compute()
+            items = result.items() if isinstance(result, dict) else [(name, result)]
+            values.update({f"metrics/{key}": float(v) for key, v in items})
+        for logger in trainer.loggers:
+            logger.log_metrics({k: v for k, v in values.items() if not math.isnan(v)}, step=pl_module.g_steps)
+        self.latest = {**values, "g_steps": pl_module.g_steps}
+        return values

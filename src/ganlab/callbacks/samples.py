@@ -1,0 +1,50 @@
+"""Sample pictures from fixed noise, every ``every`` generator steps and at the end of training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from ganlab.callbacks.trackers import log_image
+from ganlab.plotting import save_samples
+
+
+class SampleImages(pl.Callback):
+    """Writes ``<dirpath>/step_<g_steps>.png`` and ``<dirpath>/final.png`` and logs them as ``samples``.
+
+    The same ``n`` noise vectors (drawn from ``seed``) are used every time, so that successive pictures
+    show the generator changing, not the noise. 2-D data is drawn over ``n_real`` real samples.
+    """
+
+    def __init__(self, dirpath: str | Path, every: int = 500, n: int = 64, n_real: int = 2000, seed: int = 0):
+        if int(every) < 0:
+            raise ValueError(f"SampleImages: every must be >= 0 (0: only at the end), got {every}")
+        self.dirpath = Path(dirpath)
+        self.every, self.n, self.n_real, self.seed = int(every), int(n), int(n_real), int(seed)
+        self.z: torch.Tensor | None = None
+        self.real: torch.Tensor | None = None
+        self.last_path: Path | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
+        g = torch.Generator().manual_seed(self.seed)
+        self.z = torch.randn(self.n, pl_module.z_dim, generator=g)
+        datamodule = trainer.datamodule
+        self.real = datamodule.real_sample(self.n_real) if len(datamodule.shape) == 1 else None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self.every and pl_module.g_steps % self.every == 0:
+            self.draw(trainer, pl_module, f"step_{pl_module.g_steps:07d}.png")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        self.draw(trainer, pl_module, "final.png")
+
+    def draw(self, trainer: pl.Trainer, pl_module, name: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        fake = pl_module.generate(self.z)
+        path = self.dirpath / name
+        image = save_samples(path, fake, self.real, title=f"generator step {pl_module.g_steps}")
+        log_image(trainer, "samples", image, step=pl_module.g_steps)
+        self.last_path = path
