@@ -14,24 +14,28 @@ from ganlab.plotting import save_samples
 class SampleImages(pl.Callback):
     """Writes ``<dirpath>/step_<g_steps>.png`` and ``<dirpath>/final.png`` and logs them as ``samples``.
 
-    The same ``n`` noise vectors (drawn from ``seed``) are used every time, so that successive pictures
-    show the generator changing, not the noise. 2-D data is drawn over ``n_real`` real samples.
+    The same noise vectors (drawn from ``seed``) are used every time, so that successive pictures show the
+    generator changing, not the noise: ``n`` images in a grid, or for vector data ``n_points`` generated
+    points over as many real ones.
     """
 
-    def __init__(self, dirpath: str | Path, every: int = 500, n: int = 64, n_real: int = 2000, seed: int = 0):
+    def __init__(
+        self, dirpath: str | Path, every: int = 500, n: int = 64, n_points: int = 2500, seed: int = 0
+    ) -> None:
         if int(every) < 0:
             raise ValueError(f"SampleImages: every must be >= 0 (0: only at the end), got {every}")
         self.dirpath = Path(dirpath)
-        self.every, self.n, self.n_real, self.seed = int(every), int(n), int(n_real), int(seed)
+        self.every, self.n, self.n_points, self.seed = int(every), int(n), int(n_points), int(seed)
         self.z: torch.Tensor | None = None
         self.real: torch.Tensor | None = None
         self.last_path: Path | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
-        g = torch.Generator().manual_seed(self.seed)
-        self.z = torch.randn(self.n, pl_module.z_dim, generator=g)
         datamodule = trainer.datamodule
-        self.real = datamodule.real_sample(self.n_real) if len(datamodule.shape) == 1 else None
+        vector = len(datamodule.shape) == 1
+        g = torch.Generator().manual_seed(self.seed)
+        self.z = torch.randn(self.n_points if vector else self.n, pl_module.z_dim, generator=g)
+        self.real = datamodule.real_sample(self.n_points) if vector else None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.every and pl_module.g_steps % self.every == 0:

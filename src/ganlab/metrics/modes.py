@@ -5,7 +5,7 @@ Definitions (the protocol of both papers, 2500 samples by default in ganlab's ev
 - a generated sample is *high quality* when its Euclidean distance to the nearest mode mean is strictly
   less than ``threshold * std`` (threshold 3);
 - a mode is *covered* when it is the nearest mean of at least one high-quality sample;
-- ``modes`` is the number of covered modes, ``hq`` the fraction of high-quality samples;
+- ``modes`` is the number of covered modes out of ``n_modes``, ``hq`` the fraction of high-quality samples;
 - ``reverse_kl`` is ``KL(p || u) = sum_k p_k log(p_k K)`` between the histogram ``p`` of the
   high-quality samples over their nearest modes and the uniform distribution ``u`` over the ``K``
   modes (0 log 0 = 0): 0 when every mode gets the same share, ``log K`` when all fall on one mode,
@@ -54,6 +54,7 @@ class ModeMetrics(Metric):
             kl = float((p * (p * len(self.means)).log()).sum())
         return {
             "modes": int((self.counts > 0).sum()),
+            "n_modes": len(self.means),
             "hq": n_hq / max(int(self.n_total), 1),
             "reverse_kl": kl,
         }

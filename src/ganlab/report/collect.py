@@ -1,0 +1,169 @@
+"""Read the run folders of a sweep: ``summary.json``, ``.hydra/overrides.yaml``, ``.hydra/config.yaml``
+and ``metrics.csv``.
+
+A *run folder* is a direct subfolder of the sweep folder that holds ``.hydra/``, ``summary.json`` or
+``metrics.csv``. Every run folder becomes a :class:`Run`, also the ones whose ``summary.json`` is missing
+or unreadable (status ``missing``): a run that crashed hard is never silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MISSING = "missing"  # no (readable) summary.json: the process died before writing it, or still starts
+KILLED = "killed"  # summary.json says "running" but no such process is alive
+
+
+@dataclass
+class Run:
+    """One run folder: its overrides, its final status and metrics (``None``: undefined)."""
+
+    name: str
+    path: Path
+    status: str
+    overrides: dict[str, str]
+    summary: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    n_modes: int | None = None
+    error: str | None = None
+
+    @property
+    def seed(self) -> int | None:
+        """The seed of the run (summary.json, else the ``seed`` override)."""
+        seed = self.summary.get("seed", self.overrides.get("seed"))
+        return int(seed) if seed is not None else None
+
+    @property
+    def samples(self) -> Path | None:
+        """The final sample picture, if it exists."""
+        relative = self.summary.get("samples") or "samples/final.png"
+        path = self.path / relative
+        return path if path.is_file() else None
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` looks like the output folder of one training job."""
+    return path.is_dir() and any((path / name).exists() for name in (".hydra", "summary.json", "metrics.csv"))
+
+
+def _natural(path: Path) -> tuple[int, int, str]:
+    return (0, int(path.name), "") if path.name.isdigit() else (1, 0, path.name)
+
+
+def parse_overrides(lines: list[str]) -> dict[str, str]:
+    """``["loss=hinge", "+x=1", "~y"]`` -> ``{"loss": "hinge", "x": "1", "y": "(deleted)"}``.
+
+    ``hydra.*`` overrides are skipped: they choose where a run is written, not what it does."""
+    parsed: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = str(line).partition("=")
+        if key.startswith("~"):
+            key, value = key[1:], "(deleted)"
+        elif not sep:
+            continue
+        key = key.lstrip("+")
+        if not key.startswith("hydra."):
+            parsed[key] = value
+    return parsed
+
+
+def _read_overrides(path: Path, summary: dict[str, Any]) -> dict[str, str]:
+    """summary.json's overrides, else ``.hydra/overrides.yaml`` (a run without summary.json has only this)."""
+    if isinstance(summary.get("overrides"), list):
+        return parse_overrides(summary["overrides"])
+    file = path / ".hydra" / "overrides.yaml"
+    if not file.is_file():
+        return {}
+    return parse_overrides(yaml.safe_load(file.read_text()) or [])
+
+
+def _read_summary(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The summary and ``None``, or ``{}`` and why it could not be read."""
+    file = path / "summary.json"
+    if not file.is_file():
+        return {}, "no summary.json"
+    try:
+        summary = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        return {}, f"summary.json unreadable: {exc}"
+    return (summary, None) if isinstance(summary, dict) else ({}, "summary.json is not a JSON object")
+
+
+def _alive(summary: dict[str, Any]) -> bool:
+    """Whether the process recorded in a "running" summary (``pid`` and ``host``) is still alive here."""
+    pid, host = summary.get("pid"), summary.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _number(value: Any) -> float | None:
+    """A metric value as a float; ``None`` for JSON null, NaN, infinities and non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _config_n_modes(path: Path) -> int | None:
+    """The number of modes of the toy data set in ``.hydra/config.yaml`` (Ring8: ``n_modes``, default 8;
+    Grid25: ``side**2``, default 25); ``None`` for other data or an unreadable config."""
+    file = path / ".hydra" / "config.yaml"
+    try:
+        data = (yaml.safe_load(file.read_text()) or {}).get("data") or {}
+        target = str(data.get("_target_", ""))
+        if target.endswith("Ring8"):
+            return int(data.get("n_modes", 8))
+        if target.endswith("Grid25"):
+            return int(data.get("side", 5)) ** 2
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return None
+    return None
+
+
+def read_run(path: Path) -> Run:
+    """One run folder as a :class:`Run`."""
+    summary, problem = _read_summary(path)
+    status = MISSING if problem else str(summary.get("status"))
+    error = problem or summary.get("error")
+    if status == "running" and not _alive(summary):
+        status, error = KILLED, "summary.json says running, but no process with its pid/host is alive"
+    metrics = {str(k): _number(v) for k, v in (summary.get("metrics") or {}).items()}
+    n_modes = metrics.get("metrics/n_modes")
+    n_modes = int(n_modes) if n_modes is not None else _config_n_modes(path)
+    return Run(path.name, path, status, _read_overrides(path, summary), summary, metrics, n_modes, error)
+
+
+def collect_runs(sweep_dir: Path) -> list[Run]:
+    """Every run folder directly under ``sweep_dir``, in natural order (``0, 1, ..., 10``)."""
+    folders = sorted((p for p in sweep_dir.iterdir() if is_run_folder(p)), key=_natural)
+    return [read_run(p) for p in folders]
+
+
+def read_curves(run: Run, prefix: str = "metrics/") -> dict[str, list[tuple[int, float]]]:
+    """The ``(step, value)`` series of each ``metrics.csv`` column that starts with ``prefix`` (empty
+    cells skipped; ``{}`` when the file is missing or unreadable)."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    try:
+        with open(run.path / "metrics.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                for key, cell in row.items():
+                    if key and key.startswith(prefix) and cell not in (None, "") and row.get("step"):
+                        curves.setdefault(key, []).append((int(float(row["step"])), float(cell)))
+    except (OSError, ValueError, csv.Error):
+        return {}
+    return {k: sorted(v) for k, v in curves.items()}

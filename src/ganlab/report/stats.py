@@ -1,0 +1,159 @@
+"""Configurations (runs that differ only by seed), statistics over seeds, ranking, and the definition of a
+collapsed run.
+
+Statistics of a metric over the runs of a configuration use the *completed* runs that have a value for it
+(JSON null, e.g. reverse KL without a high-quality sample, is no value): mean, sample standard deviation
+(``ddof=1``) and the half-width of the 95% Student-t confidence interval of the mean,
+``t.ppf(0.975, n - 1) * std / sqrt(n)``; std and CI are undefined (``None``) for n = 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from ganlab.report.collect import Run
+
+# Which way is better, by the metric's name after "metrics/" (kid* also lower, e.g. kid_mean).
+HIGHER_IS_BETTER = frozenset({"modes", "hq", "precision", "recall", "density", "coverage"})
+LOWER_IS_BETTER = frozenset({"fid", "reverse_kl"})
+
+# Collapse thresholds, the only place they are set. Only a *completed* run can be collapsed (a diverged
+# run counts as diverged). Toy data (metrics/modes): fewer than COLLAPSE_MODES_FRACTION of the data's
+# modes covered. Images: metrics/recall < COLLAPSE_RECALL or metrics/coverage < COLLAPSE_COVERAGE, for
+# whichever of the two exists.
+COLLAPSE_MODES_FRACTION = 0.5
+COLLAPSE_RECALL = 0.1
+COLLAPSE_COVERAGE = 0.1
+COLLAPSE_DEFINITION = (
+    f"a completed run is collapsed when, on toy data, metrics/modes < {COLLAPSE_MODES_FRACTION:g} × n_modes "
+    f"(the data's number of modes), or, on images, metrics/recall < {COLLAPSE_RECALL:g} or "
+    f"metrics/coverage < {COLLAPSE_COVERAGE:g}; diverged runs count as diverged, not collapsed"
+)
+FAILED_DEFINITION = "failed = status failed, interrupted, killed (running without a live process) or missing"
+
+SEED = "seed"
+DEFAULT = "(default)"  # the value of a swept parameter in a run that does not override it
+INFO_METRICS = frozenset({"metrics/n_modes"})  # constants of the data, not results
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """True/False from the name (``metrics/fid`` -> False); ``None`` when the direction is unknown."""
+    name = metric.rsplit("/", 1)[-1]
+    if name in HIGHER_IS_BETTER:
+        return True
+    if name in LOWER_IS_BETTER or name.startswith("kid"):
+        return False
+    return None
+
+
+def is_collapsed(run: Run) -> bool | None:
+    """Whether a completed run collapsed (see the constants above); ``None`` for a run that did not
+    complete (not applicable) or when the metrics cannot tell."""
+    if run.status != "completed":
+        return None
+    modes = run.metrics.get("metrics/modes")
+    if modes is not None:
+        return modes < COLLAPSE_MODES_FRACTION * run.n_modes if run.n_modes else None
+    checks = [(run.metrics.get("metrics/recall"), COLLAPSE_RECALL),
+              (run.metrics.get("metrics/coverage"), COLLAPSE_COVERAGE)]
+    checks = [(value, threshold) for value, threshold in checks if value is not None]
+    return any(value < threshold for value, threshold in checks) if checks else None
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Mean, sample std and 95% CI half-width of ``n`` values (``None`` where undefined)."""
+
+    n: int
+    mean: float | None = None
+    std: float | None = None
+    ci: float | None = None
+
+
+def describe(values: list[float]) -> Stats:
+    """:class:`Stats` of ``values`` (Student t CI; n = 1: std and CI undefined; n = 0: all undefined)."""
+    n = len(values)
+    if n == 0:
+        return Stats(0)
+    mean = float(np.mean(values))
+    if n == 1:
+        return Stats(1, mean)
+    std = float(np.std(values, ddof=1))
+    return Stats(n, mean, std, float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n))
+
+
+@dataclass
+class Config:
+    """The runs that share the values of the swept parameters other than the seed."""
+
+    params: dict[str, str]
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.params.items()) or "(all runs)"
+
+    def values(self, metric: str) -> list[float]:
+        """The metric's values over the completed runs that have one."""
+        found = (r.metrics.get(metric) for r in self.runs if r.status == "completed")
+        return [v for v in found if v is not None]
+
+    def stats(self, metric: str) -> Stats:
+        return describe(self.values(metric))
+
+    def counts(self) -> dict[str, int]:
+        """Runs, completed, diverged, failed (everything else, see FAILED_DEFINITION) and collapsed."""
+        statuses = [r.status for r in self.runs]
+        completed, diverged = statuses.count("completed"), statuses.count("diverged")
+        return {
+            "runs": len(statuses),
+            "completed": completed,
+            "diverged": diverged,
+            "failed": len(statuses) - completed - diverged,
+            "collapsed": sum(is_collapsed(r) is True for r in self.runs),
+        }
+
+
+def swept_params(runs: list[Run]) -> list[str]:
+    """The override keys whose value differs across runs (absent counts as a value), in the order they
+    first appear."""
+    keys = list(dict.fromkeys(k for r in runs for k in r.overrides))
+    return [k for k in keys if len({r.overrides.get(k, DEFAULT) for r in runs}) > 1]
+
+
+def group(runs: list[Run], params: list[str]) -> list[Config]:
+    """One :class:`Config` per distinct value of ``params`` other than the seed, in order of first run."""
+    configs: dict[tuple[str, ...], Config] = {}
+    keys = [k for k in params if k != SEED]
+    for run in runs:
+        values = tuple(run.overrides.get(k, DEFAULT) for k in keys)
+        configs.setdefault(values, Config(dict(zip(keys, values, strict=True)))).runs.append(run)
+    return list(configs.values())
+
+
+def rank(configs: list[Config], metric: str, higher: bool) -> list[Config]:
+    """Best first by the mean of ``metric``; configurations without a value last (stable otherwise)."""
+    def key(config: Config) -> tuple[bool, float]:
+        mean = config.stats(metric).mean
+        return (mean is None, 0.0 if mean is None else (-mean if higher else mean))
+
+    return sorted(configs, key=key)
+
+
+def available_metrics(runs: list[Run]) -> list[str]:
+    """Every final metric of any run, the ``metrics/*`` ones first, each part sorted (data constants such
+    as ``metrics/n_modes`` left out)."""
+    names = {k for r in runs for k in r.metrics} - INFO_METRICS
+    return sorted(names, key=lambda k: (not k.startswith("metrics/"), k))
+
+
+def default_metric(available: list[str]) -> str | None:
+    """``metrics/modes`` if present, else ``metrics/fid``, else the first available metric."""
+    for preferred in ("metrics/modes", "metrics/fid"):
+        if preferred in available:
+            return preferred
+    return available[0] if available else None

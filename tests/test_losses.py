@@ -1,0 +1,113 @@
+"""Each loss against its formula on hand-made logits: values, gradients, and extreme logits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ganlab.losses import HingeLoss, LeastSquaresLoss, MinimaxLoss, NonSaturatingLoss, WassersteinLoss
+
+REAL = [2.0, -1.0, 0.5]
+FAKE = [-3.0, 0.0, 1.5]
+
+
+def sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+# Formulas written with probabilities, in float64 Python, independent of the implementation.
+D_FORMULAS = {
+    MinimaxLoss: lambda r, f: mean(-math.log(sig(x)) for x in r) + mean(-math.log(1 - sig(x)) for x in f),
+    NonSaturatingLoss: lambda r, f: mean(-math.log(sig(x)) for x in r) + mean(-math.log(1 - sig(x)) for x in f),
+    WassersteinLoss: lambda r, f: mean(f) - mean(r),
+    HingeLoss: lambda r, f: mean(max(0, 1 - x) for x in r) + mean(max(0, 1 + x) for x in f),
+    LeastSquaresLoss: lambda r, f: 0.5 * mean((x - 1) ** 2 for x in r) + 0.5 * mean(x**2 for x in f),
+}
+G_FORMULAS = {
+    MinimaxLoss: lambda f: mean(math.log(1 - sig(x)) for x in f),
+    NonSaturatingLoss: lambda f: mean(-math.log(sig(x)) for x in f),
+    WassersteinLoss: lambda f: -mean(f),
+    HingeLoss: lambda f: -mean(f),
+    LeastSquaresLoss: lambda f: 0.5 * mean((x - 1) ** 2 for x in f),
+}
+# d L_G / d l_i for each fake logit (batch of n: the mean contributes 1/n)
+G_GRADS = {
+    MinimaxLoss: lambda x, n: -sig(x) / n,
+    NonSaturatingLoss: lambda x, n: -(1 - sig(x)) / n,
+    WassersteinLoss: lambda x, n: -1 / n,
+    HingeLoss: lambda x, n: -1 / n,
+    LeastSquaresLoss: lambda x, n: (x - 1) / n,
+}
+LOSSES = list(D_FORMULAS)
+
+
+@pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
+def test_d_loss_matches_formula(cls):
+    loss = cls().d_loss(torch.tensor(REAL, dtype=torch.float64), torch.tensor(FAKE, dtype=torch.float64))
+    assert loss.item() == pytest.approx(D_FORMULAS[cls](REAL, FAKE), rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
+def test_g_loss_and_gradient_match_formula(cls):
+    fake = torch.tensor(FAKE, dtype=torch.float64, requires_grad=True)
+    loss = cls().g_loss(fake)
+    loss.backward()
+    assert loss.item() == pytest.approx(G_FORMULAS[cls](FAKE), rel=1e-12)
+    expected = [G_GRADS[cls](x, len(FAKE)) for x in FAKE]
+    assert fake.grad.tolist() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
+def test_d_gradient_matches_autograd_of_formula(cls):
+    """d L_D / d logits against torch autograd of the probability-space formula (float64, moderate logits)."""
+    real = torch.tensor(REAL, dtype=torch.float64, requires_grad=True)
+    fake = torch.tensor(FAKE, dtype=torch.float64, requires_grad=True)
+    cls().d_loss(real, fake).backward()
+    r2, f2 = real.detach().clone().requires_grad_(), fake.detach().clone().requires_grad_()
+    if cls in (MinimaxLoss, NonSaturatingLoss):
+        ref = -torch.log(torch.sigmoid(r2)).mean() - torch.log(1 - torch.sigmoid(f2)).mean()
+    elif cls is LeastSquaresLoss:
+        ref = 0.5 * ((r2 - 1) ** 2).mean() + 0.5 * (f2**2).mean()
+    elif cls is HingeLoss:
+        ref = torch.relu(1 - r2).mean() + torch.relu(1 + f2).mean()
+    else:
+        ref = f2.mean() - r2.mean()
+    ref.backward()
+    assert real.grad.tolist() == pytest.approx(r2.grad.tolist(), rel=1e-12)
+    assert fake.grad.tolist() == pytest.approx(f2.grad.tolist(), rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_extreme_logits_stay_finite(cls, dtype):
+    extreme = torch.tensor([-100.0, 100.0, 0.0], dtype=dtype, requires_grad=True)
+    loss = cls().d_loss(extreme, extreme.flip(0)) + cls().g_loss(extreme)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(extreme.grad).all()
+
+
+def test_minimax_is_saturating_where_non_saturating_is_not():
+    """At l_fake = -100 (D rejects the fake), the saturating gradient vanishes, the non-saturating one is -1."""
+    fake = torch.tensor([-100.0], requires_grad=True)
+    MinimaxLoss().g_loss(fake).backward()
+    assert abs(fake.grad.item()) < 1e-40
+    fake.grad = None
+    NonSaturatingLoss().g_loss(fake).backward()
+    assert fake.grad.item() == pytest.approx(-1.0)
+    assert NonSaturatingLoss().g_loss(torch.tensor([-100.0])).item() == pytest.approx(100.0)
+
+
+def test_wgan_clipping_clamps_every_weight():
+    net = torch.nn.Linear(4, 3)
+    torch.nn.init.normal_(net.weight, std=5.0)
+    WassersteinLoss(clip=0.01).after_d_step(net)
+    assert all(p.abs().max().item() <= 0.01 for p in net.parameters())
+    with pytest.raises(ValueError, match="clip"):
+        WassersteinLoss(clip=-1)

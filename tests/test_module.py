@@ -1,0 +1,108 @@
+"""The GAN module: exact update counts, max_steps in generator updates, divergence, reproducibility."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from ganlab.module import GAN, Diverged, grad_norm
+from ganlab.summary import read_summary
+from ganlab.train import build, build_trainer, train
+
+
+def adam_steps(optimizer: torch.optim.Optimizer) -> set[int]:
+    """Adam's per-parameter step counters: the number of updates each parameter received."""
+    return {int(state["step"]) for state in optimizer.state.values()}
+
+
+@pytest.mark.parametrize("n_critic,max_steps", [(1, 4), (3, 5), (5, 2)])
+def test_max_steps_counts_generator_updates_and_each_step_does_n_critic_d_updates(make_cfg, n_critic, max_steps):
+    cfg = make_cfg(f"n_critic={n_critic}", f"trainer.max_steps={max_steps}")
+    summary = train(cfg)
+    assert summary["status"] == "completed"
+    assert summary["g_steps"] == max_steps and summary["d_steps"] == max_steps * n_critic
+    ckpt = torch.load(cfg.paths.output_dir + "/checkpoints/last.ckpt", weights_only=True)
+    opt_g, opt_d = ckpt["optimizer_states"]
+    assert {int(s["step"]) for s in opt_g["state"].values()} == {max_steps}
+    assert {int(s["step"]) for s in opt_d["state"].values()} == {max_steps * n_critic}
+    assert ckpt["global_step"] == max_steps * (n_critic + 1)  # Lightning's count: every optimizer step
+
+
+def test_one_step_is_n_critic_d_updates_on_their_own_real_slices_then_one_g_update(make_cfg, tmp_path):
+    cfg = make_cfg("n_critic=3", "trainer.max_steps=1")
+    module, datamodule = build(cfg)
+    calls: list[tuple[str, torch.Tensor]] = []
+    batches: list[torch.Tensor] = []
+
+    def record(name: str, tensor: torch.Tensor) -> None:
+        if batches and len(batches) == 1 and not module.g_steps:  # inside the first training step only
+            calls.append((name, tensor.detach()))
+
+    module.discriminator.register_forward_hook(lambda m, inp, out: record("D", inp[0]))
+    module.generator.register_forward_hook(lambda m, inp, out: record("G", out))
+
+    class RecordBatch(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            batches.append(batch[0].clone())
+
+    trainer = build_trainer(cfg, tmp_path)
+    trainer.callbacks.append(RecordBatch())
+    trainer.fit(module, datamodule=datamodule)
+    # each D update: G makes fakes, D sees real then fake; then the G update: G then D
+    assert [name for name, _ in calls] == ["G", "D", "D"] * 3 + ["G", "D"]
+    reals = [calls[3 * k + 1][1] for k in range(3)]
+    assert torch.equal(torch.cat(reals), batches[0])  # three distinct slices of the step batch
+    fakes = [calls[3 * k][1] for k in range(3)]
+    assert all(torch.equal(calls[3 * k + 2][1], fakes[k]) for k in range(3))
+    assert not torch.equal(fakes[0], fakes[1])  # fresh noise for each critic update
+    opt_g, opt_d = trainer.optimizers
+    assert adam_steps(opt_d) == {3} and adam_steps(opt_g) == {1}
+    assert module.d_steps == 3 and module.g_steps == 1
+
+
+def test_same_seed_gives_identical_weights(make_cfg, tmp_path):
+    def weights(run: str, seed: int) -> dict[str, torch.Tensor]:
+        cfg = make_cfg(f"seed={seed}", "trainer.max_steps=5", "n_critic=2", run_dir=tmp_path / run)
+        train(cfg)
+        return torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+    a, b, c = weights("a", 7), weights("b", 7), weights("c", 8)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_nan_learning_rate_run_is_marked_diverged_with_its_step(make_cfg):
+    cfg = make_cfg("optim.d.lr=1e30", "optim.g.lr=1e30", "trainer.max_steps=50")
+    summary = train(cfg)
+    assert summary["status"] == "diverged"
+    assert 0 <= summary["diverged_at"]["g_step"] < 50 and "not finite" in summary["error"]
+    assert read_summary(cfg.paths.output_dir)["status"] == "diverged"
+
+
+def test_diverged_error_names_the_step():
+    err = Diverged("generator loss", 12, 60)
+    assert "generator step 12" in str(err) and "discriminator step 60" in str(err)
+
+
+def test_grad_norm_is_the_global_l2_norm():
+    net = torch.nn.Linear(2, 2)
+    for p, value in zip(net.parameters(), (3.0, 4.0)):
+        p.grad = torch.full_like(p, value)
+    # weight 4 entries of 3, bias 2 entries of 4: sqrt(4*9 + 2*16)
+    assert grad_norm(net).item() == pytest.approx((4 * 9 + 2 * 16) ** 0.5)
+
+
+def test_clip_grad_norm_bounds_the_applied_update(make_cfg):
+    cfg = make_cfg("clip_grad_norm.d=1e-3", "clip_grad_norm.g=1e-3", "optim.g._target_=torch.optim.SGD",
+                   "optim.d._target_=torch.optim.SGD", "~optim.g.betas", "~optim.d.betas",
+                   "optim.g.lr=1.0", "optim.d.lr=1.0", "trainer.max_steps=1")
+    module, datamodule = build(cfg)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(module, datamodule=datamodule)
+    for prefix in ("generator.", "discriminator."):
+        delta = torch.cat([(module.state_dict()[k] - before[k]).flatten() for k in before if k.startswith(prefix)])
+        assert delta.norm().item() == pytest.approx(1e-3, rel=1e-4)  # SGD lr 1: update = clipped gradient
+    assert isinstance(module, GAN)
