@@ -1,0 +1,1 @@
+"""LightningDataModules. Each yields ``(x, y)`` batches and declares one sample's ``shape``."""
