@@ -7,7 +7,9 @@ by ``optimized_metric`` so that an Optuna sweep can optimise it.
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import socket
 import sys
 import time
 from datetime import datetime, timezone
@@ -116,6 +118,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         "samples": None,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "finished_at": None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
         "versions": {"ganlab": ganlab.__version__, "torch": torch.__version__, "python": platform.python_version()},
     }
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -162,7 +166,8 @@ def _choices() -> dict[str, str]:
     """The option picked in each config group (``{"loss": "hinge", ...}``), when run through Hydra."""
     if not HydraConfig.initialized():
         return {}
-    return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
+    choices = HydraConfig.get().runtime.choices.items()
+    return {k: str(v) for k, v in choices if v is not None and not k.startswith("hydra")}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
