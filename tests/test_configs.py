@@ -24,7 +24,7 @@ def data_overrides(data: str, tmp_path) -> list[str]:
         FILE_DATA[data](tmp_path / "data", n_per_batch=8) if data == "cifar10" else FILE_DATA[data](
             tmp_path / "data", n=40
         )
-        overrides.append(f"data.root={tmp_path / 'data'}")
+        overrides += [f"data.root={tmp_path / 'data'}", "metrics=none"]  # no Inception weights here
     return overrides
 
 
@@ -49,6 +49,33 @@ def test_every_option_of_the_other_groups_trains(make_cfg, tmp_path, group):
     for option in options(group):
         summary = train(make_cfg(f"{group}={option}", "trainer.max_steps=2", run_dir=tmp_path / option))
         assert summary["status"] == "completed", (option, summary["error"])
+
+
+@pytest.mark.parametrize("metrics,data", [("toy", "ring8"), ("domain", "digits"), ("none", "grid25")])
+def test_metrics_options_evaluate_and_record_their_protocol(make_cfg, metrics, data):
+    overrides = data_overrides(data, None) + [f"metrics={metrics}", "trainer.max_steps=2"]
+    summary = train(make_cfg(*overrides, "callbacks.evaluation.n_samples=64"))
+    assert summary["status"] == "completed", summary["error"]
+    expected = {"toy": {"metrics/modes", "metrics/hq"}, "domain": {"metrics/fid", "metrics/kid_mean",
+                "metrics/precision", "metrics/recall", "metrics/density", "metrics/coverage"}, "none": set()}
+    assert expected[metrics] <= set(summary["metrics"])
+    assert (metrics == "none") == (summary["metrics_protocol"] == {})
+    for protocol in summary["metrics_protocol"].values():
+        assert protocol["n_fake"] == 64
+
+
+def test_each_dataset_picks_its_metrics_and_the_command_line_wins(make_cfg):
+    assert set(make_cfg("data=grid25").callbacks.evaluation.metrics) == {"modes"}
+    assert set(make_cfg("data=digits").callbacks.evaluation.metrics) == {"fid", "kid", "prdc"}
+    assert make_cfg("data=mnist").callbacks.evaluation.metrics.fid.features == "inception"
+    assert dict(make_cfg("data=mnist", "metrics=none").callbacks.evaluation.metrics) == {}
+
+
+def test_inception_metrics_without_weights_fail_with_where_to_put_them(make_cfg, tmp_path):
+    cfg = make_cfg("data=digits", "model=dcgan", "metrics=inception", f"metrics.inception_weights={tmp_path}/w.pth",
+                   "trainer.max_steps=1")
+    with pytest.raises(FileNotFoundError, match="w.pth"):
+        train(cfg)
 
 
 @pytest.mark.parametrize("trainer", [t for t in options("trainer") if t != "gpu"])

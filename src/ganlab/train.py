@@ -112,6 +112,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         "overrides": list(overrides or []),
         "choices": _choices(),
         "metrics": {},
+        "metrics_protocol": {},
         "error": None,
         "diverged_at": None,
         "checkpoint": None,
@@ -149,6 +150,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         if module is not None:
             summary.update(g_steps=module.g_steps, d_steps=module.d_steps)
         summary["metrics"] = _final_metrics(trainer)
+        evaluation = _callback(trainer, "Evaluation")
+        summary["metrics_protocol"] = evaluation.protocols() if evaluation else {}
         checkpoint, samples = _callback(trainer, "Checkpoint"), _callback(trainer, "SampleImages")
         summary["checkpoint"] = _relative(checkpoint.last if checkpoint else None, run_dir)
         summary["samples"] = _relative(samples.last_path if samples else None, run_dir)

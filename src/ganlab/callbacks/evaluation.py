@@ -39,6 +39,14 @@ class Evaluation(pl.Callback):
         self.metrics: dict[str, Metric] = {}
         self.latest: dict[str, float] = {}
 
+    def protocols(self) -> dict[str, dict[str, Any]]:
+        """How each metric was computed (feature net, sample counts, ...), to store beside its numbers."""
+        common = {"n_fake": self.n_samples, "fake_seed": self.seed}
+        return {
+            name: {**common, **(metric.protocol() if hasattr(metric, "protocol") else {})}
+            for name, metric in self.metrics.items()
+        }
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
         self.metrics = {name: make(datamodule=trainer.datamodule) for name, make in self.factories.items()}
 

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from ganlab.metrics.cache import MAX_FEATURES, RealStats, real_statistics, split_of
+from ganlab.metrics import cache
+from ganlab.metrics.cache import RealStats, real_statistics, split_of
 from ganlab.metrics.features import FeatureExtractor, load_extractor
 
 
@@ -70,9 +71,10 @@ class FeatureMetric(Metric):
     def fake_features(self, fake: Tensor) -> Tensor:
         """Float64 features of a batch of generated images; counts them."""
         self.n_fake += fake.shape[0]
-        return self.features.extract(fake.detach()).double()
+        return self.features.extract(fake).double()
 
     def real_stats(self) -> RealStats:
+        """The real-data statistics on the metric's device, from the cache or computed once."""
         if self._real is None:
             self._real, self.cache_hit = real_statistics(
                 self.datamodule, self.features, self.n_real, self.real_seed, self.cache_dir, self.batch_size
@@ -91,7 +93,7 @@ class FeatureMetric(Metric):
             "features_sha256": self.features.fingerprint(),
             "dataset": type(self.datamodule).__name__,
             "split": split_of(self.datamodule),
-            "n_real": min(n_real, MAX_FEATURES) if self.uses_feature_subset else n_real,
+            "n_real": min(n_real, cache.MAX_FEATURES) if self.uses_feature_subset else n_real,
             "real_seed": self.real_seed,
             "n_fake": int(self.n_fake),
         }

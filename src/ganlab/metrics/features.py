@@ -44,7 +44,8 @@ def state_dict_sha256(module: nn.Module) -> str:
 class FeatureExtractor(nn.Module):
     """A frozen network ``images (N, C, H, W) in [-1, 1] -> (N, dim)`` float features.
 
-    It stays in eval mode (``train()`` is a no-op), so that batch norm never uses batch statistics.
+    Subclasses put themselves in eval mode and ``train()`` is a no-op, so that batch norm never uses batch
+    statistics.
     """
 
     name: str = ""
@@ -117,6 +118,7 @@ class InceptionFeatures(FeatureExtractor):
                 f"could not load the InceptionV3 weights {str(path)!r} ({type(exc).__name__}: {exc}); "
                 f"the file is corrupt or not {INCEPTION_WEIGHTS_FILE} from {INCEPTION_WEIGHTS_URL}"
             ) from exc
+        self.eval()
 
     def forward(self, images: Tensor) -> Tensor:
         if images.dim() != 4 or images.shape[1] not in (1, 3):
@@ -159,6 +161,7 @@ class DomainFeatures(FeatureExtractor):
         self.name = f"classifier-{dataset}"
         self.dim = self.net.feature_dim
         self.shape = tuple(self.meta["shape"])
+        self.eval()
 
     def forward(self, images: Tensor) -> Tensor:
         if tuple(images.shape[1:]) != self.shape:

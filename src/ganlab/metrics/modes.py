@@ -38,6 +38,13 @@ class ModeMetrics(Metric):
         """For data modules that expose ``means`` and ``std`` (``ganlab.data.toy``)."""
         return cls(datamodule.means, datamodule.std, threshold)
 
+    def protocol(self) -> dict[str, object]:
+        return {
+            "metric": "mode coverage (Srivastava et al. 2017; Lin et al. 2018)",
+            "n_modes": len(self.means),
+            "high_quality_radius": self.radius,
+        }
+
     def update(self, samples: Tensor) -> None:
         dist = torch.cdist(samples.detach().to(torch.float64).flatten(1), self.means.to(samples.device))
         nearest_dist, nearest = dist.min(dim=1)
