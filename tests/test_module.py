@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -106,3 +108,17 @@ def test_clip_grad_norm_bounds_the_applied_update(make_cfg):
         delta = torch.cat([(module.state_dict()[k] - before[k]).flatten() for k in before if k.startswith(prefix)])
         assert delta.norm().item() == pytest.approx(1e-3, rel=1e-4)  # SGD lr 1: update = clipped gradient
     assert isinstance(module, GAN)
+
+
+def test_lr_schedule_steps_once_per_generator_step_for_both_optimizers(make_cfg):
+    """Cosine annealing over T steps: after k generator steps, lr = lr0 (1 + cos(pi k / T)) / 2."""
+    cfg = make_cfg("n_critic=2", "trainer.max_steps=6", "+lr_schedule._target_=torch.optim.lr_scheduler.CosineAnnealingLR",
+                   "+lr_schedule._partial_=true", "+lr_schedule.T_max=8")
+    train(cfg)
+    ckpt = torch.load(cfg.paths.output_dir + "/checkpoints/last.ckpt", weights_only=True)
+    expected = 2e-4 * (1 + math.cos(math.pi * 6 / 8)) / 2
+    for state in ckpt["lr_schedulers"]:
+        assert state["last_epoch"] == 6
+        assert state["_last_lr"][0] == pytest.approx(expected, rel=1e-9)
+    for opt in ckpt["optimizer_states"]:
+        assert opt["param_groups"][0]["lr"] == pytest.approx(expected, rel=1e-9)

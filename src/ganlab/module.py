@@ -52,6 +52,8 @@ class GAN(pl.LightningModule):
         clip_grad_norm_g, clip_grad_norm_d: clip each network's gradient norm to this value (``None``: off).
         noise_seed: seed of the dedicated noise generator (offset by the process rank, so that ranks
             draw different noise).
+        lr_schedule: optional learning-rate scheduler factory (Hydra ``_partial_``, e.g. cosine annealing)
+            applied to each optimizer and stepped once per generator step.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class GAN(pl.LightningModule):
         clip_grad_norm_g: float | None = None,
         clip_grad_norm_d: float | None = None,
         noise_seed: int = 0,
+        lr_schedule: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -77,6 +80,7 @@ class GAN(pl.LightningModule):
         self.n_critic = int(n_critic)
         self.clip_grad_norm_g, self.clip_grad_norm_d = clip_grad_norm_g, clip_grad_norm_d
         self.noise_seed = int(noise_seed)
+        self.lr_schedule = lr_schedule
         self.g_steps = 0
         self.d_steps = 0
         self._noise: torch.Generator | None = None
@@ -87,8 +91,11 @@ class GAN(pl.LightningModule):
     def z_dim(self) -> int:
         return int(self.generator.z_dim)
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [self.optim_g(self.generator.parameters()), self.optim_d(self.discriminator.parameters())]
+    def configure_optimizers(self) -> Any:
+        optimizers = [self.optim_g(self.generator.parameters()), self.optim_d(self.discriminator.parameters())]
+        if self.lr_schedule is None:
+            return optimizers
+        return optimizers, [self.lr_schedule(opt) for opt in optimizers]
 
     # noise -------------------------------------------------------------------------------------------
     @property
@@ -132,6 +139,9 @@ class GAN(pl.LightningModule):
             logs["lr/D"] = torch.tensor(opt_d.param_groups[0]["lr"])
             self.log_dict(logs, on_step=True, on_epoch=False)
             self.log_dict({"g": logs["loss/g"], "d": logs["loss/d"]}, prog_bar=True, logger=False)
+        if self.lr_schedule is not None:  # after logging the rates this step used
+            for scheduler in self.lr_schedulers():  # a list: one scheduler per optimizer
+                scheduler.step()
 
     def _discriminator_step(self, opt: Any, real: Tensor) -> dict[str, Tensor]:
         self.toggle_optimizer(opt)

@@ -49,6 +49,7 @@ def build(cfg: DictConfig) -> tuple[GAN, pl.LightningDataModule]:
         clip_grad_norm_g=cfg.clip_grad_norm.g,
         clip_grad_norm_d=cfg.clip_grad_norm.d,
         noise_seed=cfg.seed,
+        lr_schedule=instantiate(cfg.lr_schedule) if cfg.lr_schedule is not None else None,
     )
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
     return module, datamodule
