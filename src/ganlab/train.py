@@ -179,7 +179,10 @@ def main(cfg: DictConfig) -> float | None:
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra.")]
     summary = train(cfg, overrides)
     metric = cfg.get("optimized_metric")
-    return summary["metrics"].get(metric) if metric else None
+    if not metric:
+        return None
+    value = summary["metrics"].get(metric)
+    return float("nan") if value is None else value  # a sweeper records NaN as a failed trial
 
 
 if __name__ == "__main__":
