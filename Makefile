@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format clean-venv
+.PHONY: demo demo-single test test-fast lint format clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
+
+demo-single: $(STAMP)
+	$(PY) scripts/demo.py --single
 
 test: $(STAMP)
 	$(PY) -m pytest -q
