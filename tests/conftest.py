@@ -43,10 +43,12 @@ def tiny_model(cfg: DictConfig) -> None:
 
 
 def compose_cfg(overrides: list[str], run_dir: Path, tiny: bool = True) -> DictConfig:
-    """A composed config as the Hydra app would see it, with its run folder at ``run_dir``."""
+    """A composed config as the Hydra app would see it, with its run folder at ``run_dir``; ``tiny``
+    shrinks it (few steps, tiny networks, no tracker), otherwise only the tracker is turned off."""
     GlobalHydra.instance().clear()
+    base = TINY if tiny else ["logger=none", "trainer.enable_progress_bar=false"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, *overrides], return_hydra_config=True)
+        cfg = compose("train", overrides=[*base, *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)

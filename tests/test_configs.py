@@ -97,8 +97,7 @@ def test_wgan_gp_brings_penalty_n_critic_and_optimizer_of_the_paper(make_cfg):
 
 
 def test_command_line_wins_over_what_a_loss_brings(make_cfg):
-    cfg = make_cfg("loss=wgan_gp", "n_critic=2", "optim=adam", "penalty=none", "penalty.gp.weight=5", tiny=False) \
-        if False else make_cfg("loss=wgan_gp", "n_critic=2", "optim=adam", "penalty=none")
+    cfg = make_cfg("loss=wgan_gp", "n_critic=2", "optim=adam", "penalty=none")
     assert cfg.n_critic == 2 and cfg.optim.g.lr == 2e-4 and dict(cfg.penalty) == {}
 
 
