@@ -50,10 +50,14 @@ def single(out: Path, extra: list[str]) -> int:
         return code or 1
     summary = json.loads((out / "summary.json").read_text())
     m = summary["metrics"]
-    print(f"\nstatus: {summary['status']} after {summary['g_steps']} generator steps in {summary['wall_s']:.0f} s")
+    print(
+        f"\nstatus: {summary['status']} after {summary['g_steps']} generator steps in {summary['wall_s']:.0f} s"
+    )
     if "metrics/modes" in m:
-        print(f"modes covered: {m['metrics/modes']:.0f} of {m['metrics/n_modes']:.0f}; "
-              f"high-quality samples: {100 * m['metrics/hq']:.1f}% (of 2500, within 3 std of a mode)")
+        print(
+            f"modes covered: {m['metrics/modes']:.0f} of {m['metrics/n_modes']:.0f}; "
+            f"high-quality samples: {100 * m['metrics/hq']:.1f}% (of 2500, within 3 std of a mode)"
+        )
     print(f"samples:  {out / (summary['samples'] or 'samples')}")
     print(f"summary:  {out / 'summary.json'}")
     return code

@@ -19,7 +19,9 @@ def adam_steps(optimizer: torch.optim.Optimizer) -> set[int]:
 
 
 @pytest.mark.parametrize("n_critic,max_steps", [(1, 4), (3, 5), (5, 2)])
-def test_max_steps_counts_generator_updates_and_each_step_does_n_critic_d_updates(make_cfg, n_critic, max_steps):
+def test_max_steps_counts_generator_updates_and_each_step_does_n_critic_d_updates(
+    make_cfg, n_critic, max_steps
+):
     cfg = make_cfg(f"n_critic={n_critic}", f"trainer.max_steps={max_steps}")
     summary = train(cfg)
     assert summary["status"] == "completed"
@@ -97,23 +99,43 @@ def test_grad_norm_is_the_global_l2_norm():
 
 
 def test_clip_grad_norm_bounds_the_applied_update(make_cfg):
-    cfg = make_cfg("clip_grad_norm.d=1e-3", "clip_grad_norm.g=1e-3", "optim.g._target_=torch.optim.SGD",
-                   "optim.d._target_=torch.optim.SGD", "~optim.g.betas", "~optim.d.betas",
-                   "optim.g.lr=1.0", "optim.d.lr=1.0", "trainer.max_steps=1")
+    cfg = make_cfg(
+        "clip_grad_norm.d=1e-3",
+        "clip_grad_norm.g=1e-3",
+        "optim.g._target_=torch.optim.SGD",
+        "optim.d._target_=torch.optim.SGD",
+        "~optim.g.betas",
+        "~optim.d.betas",
+        "optim.g.lr=1.0",
+        "optim.d.lr=1.0",
+        "trainer.max_steps=1",
+    )
     module, datamodule = build(cfg)
     before = {k: v.clone() for k, v in module.state_dict().items()}
-    pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-               enable_model_summary=False).fit(module, datamodule=datamodule)
+    pl.Trainer(
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(module, datamodule=datamodule)
     for prefix in ("generator.", "discriminator."):
-        delta = torch.cat([(module.state_dict()[k] - before[k]).flatten() for k in before if k.startswith(prefix)])
+        delta = torch.cat(
+            [(module.state_dict()[k] - before[k]).flatten() for k in before if k.startswith(prefix)]
+        )
         assert delta.norm().item() == pytest.approx(1e-3, rel=1e-4)  # SGD lr 1: update = clipped gradient
     assert isinstance(module, GAN)
 
 
 def test_lr_schedule_steps_once_per_generator_step_for_both_optimizers(make_cfg):
     """Cosine annealing over T steps: after k generator steps, lr = lr0 (1 + cos(pi k / T)) / 2."""
-    cfg = make_cfg("n_critic=2", "trainer.max_steps=6", "+lr_schedule._target_=torch.optim.lr_scheduler.CosineAnnealingLR",
-                   "+lr_schedule._partial_=true", "+lr_schedule.T_max=8")
+    cfg = make_cfg(
+        "n_critic=2",
+        "trainer.max_steps=6",
+        "+lr_schedule._target_=torch.optim.lr_scheduler.CosineAnnealingLR",
+        "+lr_schedule._partial_=true",
+        "+lr_schedule.T_max=8",
+    )
     train(cfg)
     ckpt = torch.load(cfg.paths.output_dir + "/checkpoints/last.ckpt", weights_only=True)
     expected = 2e-4 * (1 + math.cos(math.pi * 6 / 8)) / 2

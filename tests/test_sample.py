@@ -55,7 +55,10 @@ def test_images_npy_and_grid(make_cfg, tmp_path):
     assert main([f"ckpt={ckpt}", "n=16", f"out={tmp_path / 'd.png'}"]) == 0
     import matplotlib.image
 
-    assert matplotlib.image.imread(tmp_path / "d.png").shape[:2] == (4 * 10 + 2, 4 * 10 + 2)  # 4x4 grid, pad 2
+    assert matplotlib.image.imread(tmp_path / "d.png").shape[:2] == (
+        4 * 10 + 2,
+        4 * 10 + 2,
+    )  # 4x4 grid, pad 2
 
 
 @pytest.mark.parametrize(

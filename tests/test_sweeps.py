@@ -34,14 +34,22 @@ def multirun(sweep: Path, *overrides: str) -> subprocess.CompletedProcess:
 
 
 def compare(sweep: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ganlab.compare", str(sweep), *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ganlab.compare", str(sweep), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def ranking_rows(report: str) -> dict[str, list[str]]:
     """Rows of the report's ranking table, keyed by their configuration cell."""
     table = report.split("## Ranking by", 1)[1].split("\n## ", 1)[0]
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| ")]
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in table.splitlines()
+        if line.startswith("| ")
+    ]
     return {row[1]: row for row in rows[1:] if not set(row[1]) <= {"-", " "}}
 
 
@@ -63,7 +71,9 @@ def test_parallel_sweep_report_matches_the_runs_summaries(tmp_path):
 
     rows = ranking_rows((sweep / "report" / "report.md").read_text())
     for loss in ("non_saturating", "hinge"):
-        modes = [s["metrics"]["metrics/modes"] for s in summaries.values() if f"loss={loss}" in s["overrides"]]
+        modes = [
+            s["metrics"]["metrics/modes"] for s in summaries.values() if f"loss={loss}" in s["overrides"]
+        ]
         row = rows[loss]
         assert row[2] == "2"  # runs
         assert float(row[7]) == pytest.approx(np.mean(modes), abs=1e-3)

@@ -29,7 +29,9 @@ JOB_ARGS = [
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,9 @@ def test_run_folder_holds_everything_promised(sweep, job):
     assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
-        "final.png", "step_0000005.png", "step_0000010.png"
+        "final.png",
+        "step_0000005.png",
+        "step_0000010.png",
     ]
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     steps = sorted({int(r["step"]) for r in rows if r["loss/d"]})

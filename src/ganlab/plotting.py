@@ -9,7 +9,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
 from torch import Tensor  # noqa: E402
 
 
@@ -18,8 +17,14 @@ def image_grid(images: Tensor, nrow: int | None = None) -> np.ndarray:
     from torchvision.utils import make_grid
 
     nrow = nrow or max(1, int(np.ceil(np.sqrt(len(images)))))
-    grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=2, normalize=True,
-                     value_range=(-1, 1), pad_value=1.0)
+    grid = make_grid(
+        images.detach().float().cpu().clamp(-1, 1),
+        nrow=nrow,
+        padding=2,
+        normalize=True,
+        value_range=(-1, 1),
+        pad_value=1.0,
+    )
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 

@@ -35,7 +35,12 @@ class Evaluation(pl.Callback):
                 f"n_samples={n_samples}, batch_size={batch_size}"
             )
         self.factories = dict(metrics)
-        self.every, self.n_samples, self.batch_size, self.seed = int(every), int(n_samples), int(batch_size), int(seed)
+        self.every, self.n_samples, self.batch_size, self.seed = (
+            int(every),
+            int(n_samples),
+            int(batch_size),
+            int(seed),
+        )
         self.metrics: dict[str, Metric] = {}
         self.latest: dict[str, float] = {}
 
