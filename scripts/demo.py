@@ -51,7 +51,8 @@ def single(out: Path, extra: list[str]) -> int:
     summary = json.loads((out / "summary.json").read_text())
     m = summary["metrics"]
     print(
-        f"\nstatus: {summary['status']} after {summary['g_steps']} generator steps in {summary['wall_s']:.0f} s"
+        f"\nstatus: {summary['status']} after {summary['g_steps']} generator steps "
+        f"in {summary['wall_s']:.0f} s"
     )
     if "metrics/modes" in m:
         print(

@@ -92,7 +92,7 @@ def test_diverged_error_names_the_step():
 
 def test_grad_norm_is_the_global_l2_norm():
     net = torch.nn.Linear(2, 2)
-    for p, value in zip(net.parameters(), (3.0, 4.0)):
+    for p, value in zip(net.parameters(), (3.0, 4.0), strict=True):
         p.grad = torch.full_like(p, value)
     # weight 4 entries of 3, bias 2 entries of 4: sqrt(4*9 + 2*16)
     assert grad_norm(net).item() == pytest.approx((4 * 9 + 2 * 16) ** 0.5)
