@@ -1,5 +1,5 @@
 """`make demo`: which stability fix wins on the toy benchmarks? A small stability_toy study (five fixes x
-ring8 and grid25 x two seeds, two jobs at a time) followed by its comparison report.
+ring8 and grid25 x two seeds = 20 short jobs, two at a time) followed by its comparison report.
 
 `python scripts/demo.py --single` instead trains one non-saturating GAN on grid25 to convergence
 (experiment=demo, `make demo-single`). Extra arguments are passed to ganlab.train as overrides.
@@ -18,6 +18,7 @@ from pathlib import Path
 # the study at a size that finishes in a few minutes on two CPU cores
 STUDY = [
     "experiment=stability_toy",
+    "fix=vanilla,non_saturating,wgan_gp,hinge,ns_r1",
     "seed=0,1",
     "trainer.max_steps=800",
     "model.generator.width=64",

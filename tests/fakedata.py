@@ -1,4 +1,5 @@
-"""Small datasets in the real on-disk formats (IDX for MNIST, pickled batches for CIFAR-10)."""
+"""Small datasets in the real on-disk formats (IDX for MNIST and Fashion-MNIST, pickled batches for
+CIFAR-10, image files for a folder of images, CSV for a table)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
-def make_mnist(root: Path, n: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def make_mnist(root: Path, n: int = 20, folder: str = "MNIST") -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's four IDX files under ``root/<folder>/raw`` (``folder="FashionMNIST"`` for Fashion-MNIST)."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-    raw = root / "MNIST" / "raw"
+    raw = root / folder / "raw"
     write_idx(raw / "train-images-idx3-ubyte", images)
     write_idx(raw / "train-labels-idx1-ubyte", labels)
     write_idx(raw / "t10k-images-idx3-ubyte", images[:5])
@@ -43,3 +45,25 @@ def make_cifar10(root: Path, n_per_batch: int = 4) -> np.ndarray:
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
     return np.concatenate(all_data)
+
+
+def make_image_folder(root: Path, n: int = 8, classes: tuple[str, ...] = ("a", "b"), side: int = 20) -> Path:
+    """``n`` random RGB PNGs of ``side x (side + 6)`` pixels spread over the class subfolders of ``root``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        folder = root / classes[i % len(classes)]
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, size=(side, side + 6, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    return root
+
+
+def make_table(path: Path, n: int = 64) -> np.ndarray:
+    """A CSV file with a header and three columns of very different scales; returns the values."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(loc=[100.0, -3.0, 0.0], scale=[20.0, 0.01, 1.0], size=(n, 3))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, values, delimiter=",", header="income,temperature,score", comments="")
+    return values

@@ -4,14 +4,42 @@ moment it exists."""
 
 from __future__ import annotations
 
-import pytest
-from fakedata import make_cifar10, make_mnist
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+
+from fakedata import make_cifar10, make_image_folder, make_mnist, make_table
 from ganlab.train import CONF_DIR, train
 
-VECTOR_DATA = {"ring8", "grid25"}
+VECTOR_DATA = {"ring8", "grid25", "moons", "swiss_roll", "tabular"}
 MODEL_FOR = {"vector": "mlp", "image": "dcgan"}
-FILE_DATA = {"mnist": make_mnist, "cifar10": make_cifar10}
+VECTOR_MODELS = {"mlp"}  # every other model option is trained on images
+
+
+def _under_root(write: Callable[[Path], object]) -> Callable[[Path], list[str]]:
+    """Data read from data.root: write small files into a folder and point data.root there."""
+
+    def overrides(folder: Path) -> list[str]:
+        write(folder)
+        return [f"data.root={folder}"]
+
+    return overrides
+
+
+def _table(folder: Path) -> list[str]:
+    make_table(folder / "table.csv", n=64)
+    return [f"data.path={folder / 'table.csv'}"]
+
+
+# data read from files: each entry writes small files into a folder and returns the overrides to find them
+FILE_DATA = {
+    "mnist": _under_root(lambda d: make_mnist(d, n=40)),
+    "fashion_mnist": _under_root(lambda d: make_mnist(d, n=40, folder="FashionMNIST")),
+    "cifar10": _under_root(lambda d: make_cifar10(d, n_per_batch=8)),
+    "image_folder": lambda d: [f"data.path={make_image_folder(d, n=40)}", "data.size=16"],
+    "tabular": _table,
+}
 
 
 def options(group: str) -> list[str]:
@@ -21,10 +49,7 @@ def options(group: str) -> list[str]:
 def data_overrides(data: str, tmp_path) -> list[str]:
     overrides = [f"data={data}", f"model={MODEL_FOR['vector' if data in VECTOR_DATA else 'image']}"]
     if data in FILE_DATA:
-        FILE_DATA[data](tmp_path / "data", n_per_batch=8) if data == "cifar10" else FILE_DATA[data](
-            tmp_path / "data", n=40
-        )
-        overrides += [f"data.root={tmp_path / 'data'}", "metrics=none"]  # no Inception weights here
+        overrides += [*FILE_DATA[data](tmp_path / "data"), "metrics=none"]  # no Inception weights here
     return overrides
 
 
@@ -42,6 +67,13 @@ def test_every_loss_trains_on_every_dataset(make_cfg, tmp_path, loss, data):
     summary = train(make_cfg(*overrides))
     assert summary["status"] == "completed", summary["error"]
     assert summary["g_steps"] == 2
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_every_model_trains_on_the_data_it_suits(make_cfg, model):
+    data = "ring8" if model in VECTOR_MODELS else "digits"
+    summary = train(make_cfg(f"model={model}", f"data={data}", "metrics=none", "trainer.max_steps=2"))
+    assert summary["status"] == "completed", summary["error"]
 
 
 @pytest.mark.parametrize("group", ["penalty", "optim", "logger"])

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ganlab.losses import HingeLoss, LeastSquaresLoss, MinimaxLoss, NonSaturatingLoss, WassersteinLoss
+from ganlab.train import build, build_trainer
 
 REAL = [2.0, -1.0, 0.5]
 FAKE = [-3.0, 0.0, 1.5]
@@ -25,7 +26,9 @@ def mean(values) -> float:
 # Formulas written with probabilities, in float64 Python, independent of the implementation.
 D_FORMULAS = {
     MinimaxLoss: lambda r, f: mean(-math.log(sig(x)) for x in r) + mean(-math.log(1 - sig(x)) for x in f),
-    NonSaturatingLoss: lambda r, f: mean(-math.log(sig(x)) for x in r) + mean(-math.log(1 - sig(x)) for x in f),
+    NonSaturatingLoss: lambda r, f: (
+        mean(-math.log(sig(x)) for x in r) + mean(-math.log(1 - sig(x)) for x in f)
+    ),
     WassersteinLoss: lambda r, f: mean(f) - mean(r),
     HingeLoss: lambda r, f: mean(max(0, 1 - x) for x in r) + mean(max(0, 1 + x) for x in f),
     LeastSquaresLoss: lambda r, f: 0.5 * mean((x - 1) ** 2 for x in r) + 0.5 * mean(x**2 for x in f),
@@ -94,7 +97,7 @@ def test_extreme_logits_stay_finite(cls, dtype):
 
 
 def test_minimax_is_saturating_where_non_saturating_is_not():
-    """At l_fake = -100 (D rejects the fake), the saturating gradient vanishes, the non-saturating one is -1."""
+    """At l_fake = -100 (D rejects the fake) the saturating gradient vanishes, the non-saturating is -1."""
     fake = torch.tensor([-100.0], requires_grad=True)
     MinimaxLoss().g_loss(fake).backward()
     assert abs(fake.grad.item()) < 1e-40
@@ -111,3 +114,18 @@ def test_wgan_clipping_clamps_every_weight():
     assert all(p.abs().max().item() <= 0.01 for p in net.parameters())
     with pytest.raises(ValueError, match="clip"):
         WassersteinLoss(clip=-1)
+
+
+def test_loss_wgan_brings_the_papers_settings_and_keeps_every_critic_weight_clipped(make_cfg, tmp_path):
+    """loss=wgan (Arjovsky et al. 2017): clip 0.01, n_critic 5, RMSProp 5e-5, no penalty; after training
+    every critic parameter lies in [-c, c] and the clip is binding (the initial weights exceed it)."""
+    cfg = make_cfg("loss=wgan", "trainer.max_steps=2")
+    assert cfg.loss.clip == 0.01 and cfg.n_critic == 5 and dict(cfg.penalty) == {}
+    assert {cfg.optim[n]._target_ for n in "gd"} == {"torch.optim.RMSprop"}
+    assert cfg.optim.g.lr == cfg.optim.d.lr == 5e-5
+    module, datamodule = build(cfg)
+    assert max(p.abs().max().item() for p in module.discriminator.parameters()) > 0.1
+    build_trainer(cfg, tmp_path).fit(module, datamodule=datamodule)
+    assert module.d_steps == 10
+    largest = max(p.abs().max().item() for p in module.discriminator.parameters())
+    assert largest == pytest.approx(0.01)

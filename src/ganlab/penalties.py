@@ -6,7 +6,9 @@ a penalty never needs to know the network. ``every = k`` applies the penalty laz
 discriminator step only, with its weight multiplied by k so that its average strength is unchanged
 (Karras et al. 2020, StyleGAN2, appendix B).
 
-A new penalty is one subclass here plus one ``conf/penalty/<name>.yaml`` whose single key names it.
+Several penalties combine: each YAML file holds one key, so ``penalty=[gp,r1]`` fills ``penalty.gp`` and
+``penalty.r1``, and the module adds every due one. A new penalty is one subclass here plus one
+``conf/penalty/<name>.yaml`` whose single key names it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ Critic = Callable[[Tensor], Tensor]
 
 
 class Penalty:
-    """Base class. Subclasses implement :meth:`value`, the *unweighted* penalty."""
+    """Base class. Subclasses implement :meth:`value`, the *unweighted* penalty.
+
+    ``per_sample`` is true for penalties on the gradient of D with respect to each input sample. They
+    assume that D scores each sample on its own; batch normalisation in D mixes the samples of a batch,
+    so such a penalty no longer constrains the function it means to (Gulrajani et al. 2017, section 4).
+    """
+
+    per_sample: bool = False
 
     def __init__(self, weight: float, every: int = 1) -> None:
         if not weight > 0:
@@ -45,35 +54,108 @@ class Penalty:
         return f"{type(self).__name__}(weight={self.weight}, every={self.every})"
 
 
-def input_gradient_norm(critic: Critic, x: Tensor) -> Tensor:
-    """Per-sample ``||grad_x critic(x)||_2``, with the graph kept so that the penalty can be trained.
+def input_gradients(critic: Critic, x: Tensor) -> Tensor:
+    """Per-sample ``grad_x critic(x)``, flattened to ``(N, features)``, with the graph kept so that the
+    penalty can be trained.
 
-    ``create_graph=True`` then one ordinary backward of the total loss (no second ``autograd.grad``):
-    the form that gives correct gradients under DDP (pytorch/pytorch #47562).
+    The critic scores each sample on its own, so the gradient of the summed logits holds every sample's own
+    gradient. ``create_graph=True`` then one ordinary backward of the total loss (no second
+    ``autograd.grad``): the form that gives correct gradients under DDP (pytorch/pytorch #47562).
     """
     x = x.detach().requires_grad_(True)
-    logits = critic(x)
-    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-    return grad.flatten(start_dim=1).norm(2, dim=1)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.flatten(start_dim=1)
+
+
+def _uniform_per_sample(x: Tensor) -> Tensor:
+    """``U[0, 1]`` draws of shape ``(N, 1, ..., 1)``, broadcasting over one sample's dimensions."""
+    return torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype)
 
 
 class GradientPenalty(Penalty):
     """One-centred gradient penalty of WGAN-GP (Gulrajani et al. 2017, "Improved Training of
     Wasserstein GANs", algorithm 1).
 
-    ``value = E_{x_hat} (||grad D(x_hat)||_2 - center)^2`` with ``x_hat = eps x + (1 - eps) G(z)``,
-    ``eps ~ U[0, 1]`` drawn per sample. The paper uses ``weight = 10``, ``center = 1``. The penalty is per
-    sample: a batch-normalised critic breaks it (section 4), so use layer norm or none.
+    ``value = E_{x_hat} (||grad D(x_hat)||_2 - center)^2`` at the points of :meth:`points`, here
+    ``x_hat = eps x + (1 - eps) G(z)`` with ``eps ~ U[0, 1]`` drawn per sample. The paper uses
+    ``weight = 10``, ``center = 1``.
     """
+
+    per_sample = True
 
     def __init__(self, weight: float = 10.0, center: float = 1.0, every: int = 1) -> None:
         super().__init__(weight, every)
         self.center = float(center)
 
+    def points(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Where the gradient norm is penalised: random interpolates of real and fake samples."""
+        eps = _uniform_per_sample(real)
+        return eps * real.detach() + (1.0 - eps) * fake.detach()
+
     def value(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
-        eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
-        x_hat = eps * real.detach() + (1.0 - eps) * fake.detach()
-        return (input_gradient_norm(critic, x_hat) - self.center).pow(2).mean()
+        norms = input_gradients(critic, self.points(real, fake)).norm(2, dim=1)
+        return (norms - self.center).pow(2).mean()
 
     def __repr__(self) -> str:
-        return f"GradientPenalty(weight={self.weight}, center={self.center}, every={self.every})"
+        return f"{type(self).__name__}(weight={self.weight}, center={self.center}, every={self.every})"
+
+
+class DRAGANPenalty(GradientPenalty):
+    """DRAGAN (Kodali et al. 2017, "On Convergence and Stability of GANs", eq. 5): the one-centred
+    gradient penalty of :class:`GradientPenalty` in a neighbourhood of the *real* data, to keep D from
+    forming sharp gradients around real points (the mode-collapse mechanism the paper describes).
+
+    The paper writes the points as ``x + delta``, ``delta ~ N(0, cI)``; its reference implementation
+    (kodalinaveen3/DRAGAN, followed here) perturbs ``x_p = x + scale * std(x) * u``, ``u ~ U[0, 1]`` per
+    element and ``std(x)`` the standard deviation of all elements of the real batch, then penalises at a
+    random point of the segment, ``x_hat = x + alpha (x_p - x)``, ``alpha ~ U[0, 1]`` per sample. Defaults
+    are the reference's: ``weight`` (lambda) 10, ``scale`` 0.5, ``center`` 1.
+    """
+
+    def __init__(self, weight: float = 10.0, scale: float = 0.5, center: float = 1.0, every: int = 1) -> None:
+        super().__init__(weight, center, every)
+        if not scale > 0:
+            raise ValueError(f"DRAGANPenalty: scale must be > 0, got {scale}")
+        self.scale = float(scale)
+
+    def points(self, real: Tensor, fake: Tensor) -> Tensor:
+        real = real.detach()
+        perturbed = real + self.scale * real.std(correction=0) * torch.rand_like(real)
+        return real + _uniform_per_sample(real) * (perturbed - real)
+
+    def __repr__(self) -> str:
+        return (
+            f"DRAGANPenalty(weight={self.weight}, scale={self.scale}, center={self.center}, "
+            f"every={self.every})"
+        )
+
+
+class R1Penalty(Penalty):
+    """Zero-centred gradient penalty on real data (Mescheder et al. 2018, "Which Training Methods for
+    GANs do actually Converge?", eq. 9): ``value = E_{x ~ P_data} ||grad D(x)||_2^2``.
+
+    Weight convention: the paper and StyleGAN2 write the regulariser as ``gamma/2 * E ||grad D(x)||^2``;
+    ganlab's ``weight`` multiplies :meth:`value` as it is, so ``weight = gamma / 2`` (the default 5 is
+    the paper's ``gamma = 10``). StyleGAN2 (Karras et al. 2020) applies it lazily, ``every = 16``.
+    """
+
+    per_sample = True
+
+    def __init__(self, weight: float = 5.0, every: int = 1) -> None:
+        super().__init__(weight, every)
+
+    def points(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Where the gradient is penalised: the real batch."""
+        return real
+
+    def value(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
+        return input_gradients(critic, self.points(real, fake)).pow(2).sum(dim=1).mean()
+
+
+class R2Penalty(R1Penalty):
+    """Zero-centred gradient penalty on generated data (Mescheder et al. 2018, eq. 10):
+    ``value = E_{z} ||grad D(G(z))||_2^2``; ``weight = gamma / 2`` as for :class:`R1Penalty`."""
+
+    def points(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Where the gradient is penalised: the generated batch (no gradient flows into G)."""
+        return fake

@@ -66,20 +66,23 @@ class _TorchvisionImages(GANDataModule):
         raise NotImplementedError
 
 
+def _idx_files(folder: str) -> tuple[str, ...]:
+    """The four uncompressed IDX files of an MNIST-format dataset, under ``<folder>/raw``."""
+    names = (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    )
+    return tuple(f"{folder}/raw/{name}" for name in names)
+
+
 class MNIST(_TorchvisionImages):
     """MNIST (LeCun et al. 1998) from the four uncompressed IDX files under ``root/MNIST/raw``."""
 
     shape = (1, 28, 28)
     num_classes = 10
-    expected_files = tuple(
-        f"MNIST/raw/{name}"
-        for name in (
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        )
-    )
+    expected_files = _idx_files("MNIST")
 
     def torchvision_dataset(self):
         from torchvision.datasets import MNIST as TorchvisionMNIST
@@ -88,6 +91,18 @@ class MNIST(_TorchvisionImages):
 
     def to_tensors(self, dataset) -> tuple[Tensor, Tensor]:
         return dataset.data.unsqueeze(1).contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)
+
+
+class FashionMNIST(MNIST):
+    """Fashion-MNIST (Xiao et al. 2017): 28x28 grayscale pictures of 10 kinds of clothing, in MNIST's IDX
+    format, from the four uncompressed files under ``root/FashionMNIST/raw`` (the same file names)."""
+
+    expected_files = _idx_files("FashionMNIST")
+
+    def torchvision_dataset(self):
+        from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+
+        return TorchvisionFashionMNIST(str(self.root), train=self.train, download=self.download)
 
 
 def _cifar10_class():
@@ -125,3 +140,76 @@ class CIFAR10(_TorchvisionImages):
     def to_tensors(self, dataset) -> tuple[Tensor, Tensor]:
         x = torch.from_numpy(np.ascontiguousarray(dataset.data.transpose(0, 3, 1, 2)))
         return x, torch.as_tensor(dataset.targets, dtype=torch.long)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+class ImageFolder(GANDataModule):
+    """Every image under ``path`` (searched recursively; suffixes :data:`IMAGE_SUFFIXES`, in sorted path
+    order), converted to ``channels`` (1: grayscale, 3: RGB), resized so that its shorter side is ``size``
+    (bilinear, antialiased), centre-cropped to ``size x size``, and held in memory as one uint8 tensor.
+
+    ``labels_from_subfolders``: an image's class is the index of its first-level subfolder of ``path``
+    among those holding images, in sorted order (their names in ``classes``); ``num_classes`` is set when
+    the data is loaded. Images directly in ``path`` are then refused, as they have no class.
+    """
+
+    def __init__(
+        self, path: str, size: int = 32, channels: int = 3, labels_from_subfolders: bool = False, **loader
+    ) -> None:
+        super().__init__(**loader)
+        if int(channels) not in (1, 3):
+            raise ValueError(f"ImageFolder: channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+        if int(size) < 1:
+            raise ValueError(f"ImageFolder: size must be >= 1, got {size}")
+        self.path = Path(path).expanduser()
+        self.size, self.channels = int(size), int(channels)
+        self.labels_from_subfolders = bool(labels_from_subfolders)
+        self.shape = (self.channels, self.size, self.size)
+        self.classes: list[str] = []
+
+    def find(self) -> tuple[list[Path], list[int]]:
+        """The image files and their class indices (0 without ``labels_from_subfolders``)."""
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"ImageFolder: data.path={str(self.path)!r} is not a folder")
+        files = sorted(f for f in self.path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        if not files:
+            raise FileNotFoundError(
+                f"ImageFolder: no images under data.path={str(self.path)!r} "
+                f"(looked for {', '.join(IMAGE_SUFFIXES)})"
+            )
+        if not self.labels_from_subfolders:
+            return files, [0] * len(files)
+        loose = [f.name for f in files if f.parent == self.path]
+        if loose:
+            raise ValueError(
+                f"ImageFolder: {len(loose)} images lie directly in {str(self.path)!r} (e.g. {loose[0]!r}); "
+                "with labels_from_subfolders=true each image must be in a class subfolder"
+            )
+        folders = [f.relative_to(self.path).parts[0] for f in files]
+        self.classes = sorted(set(folders))
+        self.num_classes = len(self.classes)
+        index = {name: i for i, name in enumerate(self.classes)}
+        return files, [index[name] for name in folders]
+
+    def read(self, file: Path) -> Tensor:
+        """One image as a ``(channels, size, size)`` uint8 tensor."""
+        from PIL import Image, UnidentifiedImageError
+        from torchvision.transforms import functional as TF
+
+        try:
+            with Image.open(file) as image:
+                image = image.convert("L" if self.channels == 1 else "RGB")
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"ImageFolder: cannot read {str(file)!r} as an image ({exc})") from exc
+        image = TF.center_crop(TF.resize(image, self.size), self.size)
+        array = np.asarray(image, dtype=np.uint8).reshape(self.size, self.size, self.channels)
+        return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+    def load(self) -> tuple[Tensor, Tensor]:
+        files, labels = self.find()
+        x = torch.empty((len(files), *self.shape), dtype=torch.uint8)
+        for i, file in enumerate(files):
+            x[i] = self.read(file)
+        return x, torch.tensor(labels, dtype=torch.long)

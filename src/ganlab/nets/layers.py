@@ -15,6 +15,7 @@ ACTIVATIONS = {
 }
 
 NORMS = ("none", "batch", "layer", "spectral")
+GENERATOR_NORMS = ("none", "batch", "layer")  # spectral normalisation of G is its own switch
 
 
 def activation(name: str) -> nn.Module:
@@ -30,6 +31,17 @@ def check_norm(norm: str, allowed: tuple[str, ...] = NORMS) -> str:
     return norm
 
 
+def check_generator_norm(norm: str) -> str:
+    """A generator's ``norm`` normalises features; spectral normalisation of its weights is separate
+    (``spectral_norm=true``), so that the two combine as in SAGAN and BigGAN (batch norm + SN in G)."""
+    if norm == "spectral":
+        raise ValueError(
+            "a generator's norm is its feature normalisation (valid: none, batch, layer); for spectral "
+            "normalisation of its weights set model.generator.spectral_norm=true"
+        )
+    return check_norm(norm, GENERATOR_NORMS)
+
+
 def feature_norm(norm: str, features: int, spatial: bool) -> nn.Module:
     """Normalisation of a hidden layer's output: batch norm, layer norm (over all features of a sample;
     GroupNorm(1, C) for feature maps, as in the WGAN-GP code), or identity for ``none``/``spectral``."""
@@ -40,6 +52,37 @@ def feature_norm(norm: str, features: int, spatial: bool) -> nn.Module:
     return nn.Identity()
 
 
+def spectral(layer: nn.Module, enabled: bool) -> nn.Module:
+    """``layer`` (linear or convolution) with spectral normalisation when ``enabled``: its weight, reshaped
+    to ``(out_features, -1)``, is divided by its largest singular value, estimated by one power iteration
+    per training-mode forward (Miyato et al. 2018, "Spectral Normalization for GANs")."""
+    return spectral_norm(layer) if enabled else layer
+
+
 def weight_norm(layer: nn.Module, norm: str) -> nn.Module:
-    """Wrap a linear or convolution layer in spectral normalisation (Miyato et al. 2018) when asked."""
-    return spectral_norm(layer) if norm == "spectral" else layer
+    """``layer`` with spectral normalisation when the discriminator's ``norm`` is ``spectral``."""
+    return spectral(layer, norm == "spectral")
+
+
+def upsampling_plan(side: int, who: str = "DCGAN") -> tuple[int, int]:
+    """``(start_side, n_doublings)`` with ``start_side * 2**n_doublings == side``: the side halved while it
+    is even and above 7 (4 for 8, 16, 32, 64; 7 for 28; 15 for 30); at least one halving is needed."""
+    start, n = side, 0
+    while start > 7 and start % 2 == 0:
+        start, n = start // 2, n + 1
+    if n == 0:
+        raise ValueError(
+            f"{who} needs a square image side that is even and at least 8 "
+            f"(e.g. 8, 16, 28, 32, 64), got {side}"
+        )
+    return start, n
+
+
+def check_image_shape(data_shape: tuple[int, ...], who: str) -> tuple[int, int]:
+    """``(channels, side)`` of square images ``(C, H, H)``; a clear error for anything else."""
+    if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
+        raise ValueError(
+            f"{who} models square images of shape (C, H, H), but the data has samples of shape "
+            f"{tuple(data_shape)}; for vector data use model=mlp"
+        )
+    return int(data_shape[0]), int(data_shape[1])

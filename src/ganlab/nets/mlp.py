@@ -4,23 +4,31 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ganlab.nets.layers import activation, check_norm, feature_norm, weight_norm
+from ganlab.nets.layers import (
+    activation,
+    check_generator_norm,
+    check_norm,
+    feature_norm,
+    spectral,
+    weight_norm,
+)
 
 
 def _check_vector_shape(data_shape: tuple[int, ...], who: str) -> int:
     if len(data_shape) != 1:
         raise ValueError(
             f"{who} models vector data of shape (D,), but the data has samples of shape {tuple(data_shape)}; "
-            "for images use model=dcgan"
+            "for images use model=dcgan or model=resnet"
         )
     return int(data_shape[0])
 
 
-def _hidden_stack(n_in: int, width: int, depth: int, act: str, norm: str) -> list[nn.Module]:
+def _hidden_stack(n_in: int, width: int, depth: int, act: str, norm: str, sn: bool) -> list[nn.Module]:
+    """``depth`` blocks of linear (spectrally normalised when ``sn``), feature norm and activation."""
     layers: list[nn.Module] = []
     for i in range(depth):
         layers += [
-            weight_norm(nn.Linear(n_in if i == 0 else width, width), norm),
+            spectral(nn.Linear(n_in if i == 0 else width, width), sn),
             feature_norm(norm, width, spatial=False),
             activation(act),
         ]
@@ -29,7 +37,8 @@ def _hidden_stack(n_in: int, width: int, depth: int, act: str, norm: str) -> lis
 
 class MLPGenerator(nn.Module):
     """``z -> x``: ``depth`` hidden layers of ``width`` units (linear, norm, activation), then a linear
-    output layer with no squashing, since vector data is unbounded (toy data, standardised tables)."""
+    output layer with no squashing, since vector data is unbounded (toy data, standardised tables).
+    ``spectral_norm`` wraps every linear layer in spectral normalisation."""
 
     def __init__(
         self,
@@ -39,14 +48,16 @@ class MLPGenerator(nn.Module):
         depth: int = 3,
         activation: str = "relu",
         norm: str = "none",
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         self.z_dim = int(z_dim)
         self.data_shape = tuple(data_shape)
         n_out = _check_vector_shape(self.data_shape, "MLPGenerator")
-        check_norm(norm, ("none", "batch", "layer", "spectral"))
+        check_generator_norm(norm)
         self.net = nn.Sequential(
-            *_hidden_stack(self.z_dim, width, depth, activation, norm), nn.Linear(width, n_out)
+            *_hidden_stack(self.z_dim, width, depth, activation, norm, spectral_norm),
+            spectral(nn.Linear(width, n_out), spectral_norm),
         )
 
     def forward(self, z: Tensor) -> Tensor:
@@ -69,10 +80,9 @@ class MLPDiscriminator(nn.Module):
         self.norm = check_norm(norm)
         n_in = _check_vector_shape(self.data_shape, "MLPDiscriminator")
         self.net = nn.Sequential(
-            *_hidden_stack(n_in, width, depth, activation, norm),
+            *_hidden_stack(n_in, width, depth, activation, norm, norm == "spectral"),
             weight_norm(nn.Linear(width, 1), norm),
         )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.flatten(start_dim=1)).squeeze(1)
-
