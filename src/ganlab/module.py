@@ -128,11 +128,13 @@ class GAN(pl.LightningModule):
         if x.shape[0] % self.n_critic:
             raise ValueError(f"step batch of {x.shape[0]} samples does not split into n_critic={self.n_critic}")
         opt_g, opt_d = self.optimizers()
-        d_logs: dict[str, Tensor] = {}
+        d_logs: dict[str, list[Tensor]] = {}
         for real in x.chunk(self.n_critic):
             for key, value in self._discriminator_step(opt_d, real).items():
-                d_logs[key] = d_logs.get(key, 0.0) + value / self.n_critic
-        logs = {**d_logs, **self._generator_step(opt_g, x.shape[0] // self.n_critic)}
+                d_logs.setdefault(key, []).append(value)
+        # the mean over the critic updates that reported a value (a lazy penalty is not due on every one)
+        logs = {key: torch.stack(values).mean() for key, values in d_logs.items()}
+        logs.update(self._generator_step(opt_g, x.shape[0] // self.n_critic))
         # self.log costs milliseconds per key, so log only on the steps Lightning writes out
         if self.g_steps % self.trainer.log_every_n_steps == 0:
             logs["lr/G"] = torch.tensor(opt_g.param_groups[0]["lr"])
