@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from cfgtools import compose_cfg
 from ganlab.sample import draw, load_checkpoint, load_generator, main
 from ganlab.train import build, train
 
 
 @pytest.fixture(scope="module")
 def toy_ckpt(tmp_path_factory) -> Path:
-    from conftest import compose_cfg
-
     run = tmp_path_factory.mktemp("toy")
     train(compose_cfg(["trainer.max_steps=3"], run))
     return run / "checkpoints" / "last.ckpt"
