@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from fakedata import make_cifar10, make_image_folder, make_mnist, make_table
 from ganlab.train import CONF_DIR, train
@@ -54,7 +55,7 @@ def data_overrides(data: str, tmp_path) -> list[str]:
 
 
 def test_every_group_has_options():
-    for group in ("loss", "penalty", "model", "data", "optim", "trainer", "logger"):
+    for group in ("loss", "penalty", "model", "data", "optim", "trainer", "logger", "augment", "ema"):
         assert options(group), group
 
 
@@ -81,6 +82,34 @@ def test_every_option_of_the_other_groups_trains(make_cfg, tmp_path, group):
     for option in options(group):
         summary = train(make_cfg(f"{group}={option}", "trainer.max_steps=2", run_dir=tmp_path / option))
         assert summary["status"] == "completed", (option, summary["error"])
+
+
+@pytest.mark.parametrize("augment", options("augment"))
+def test_every_augment_option_trains_on_images(make_cfg, augment):
+    cfg = make_cfg(f"augment={augment}", "data=digits", "model=dcgan", "metrics=none", "trainer.max_steps=2")
+    summary = train(cfg)
+    assert summary["status"] == "completed", summary["error"]
+
+
+@pytest.mark.parametrize("ema", options("ema"))
+@pytest.mark.parametrize("data", ["ring8", "digits"])
+def test_every_ema_option_trains_and_saves_its_average(make_cfg, ema, data):
+    cfg = make_cfg(f"ema={ema}", *data_overrides(data, None), "metrics=none", "trainer.max_steps=2")
+    assert train(cfg)["status"] == "completed"
+    assert "ema" in torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def test_the_new_options_compose_with_each_other(make_cfg):
+    """Conditional nets, projection critic with R1 and instance noise, DiffAugment, EMA, label smoothing."""
+    summary = train(
+        make_cfg(
+            *("data=digits", "model=dcgan_cond", "model.discriminator.norm=layer", "metrics=none"),
+            *("penalty=[instance_noise,r1]", "augment=diffaug", "ema=on", "loss.real_label=0.9"),
+            "trainer.max_steps=2",
+        )
+    )
+    assert summary["status"] == "completed", summary["error"]
+    assert summary["metrics"]["noise/sigma"] == pytest.approx(0.1 * (1 - 1 / 2))
 
 
 @pytest.mark.parametrize("metrics,data", [("toy", "ring8"), ("domain", "digits"), ("none", "grid25")])

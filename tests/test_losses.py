@@ -129,3 +129,46 @@ def test_loss_wgan_brings_the_papers_settings_and_keeps_every_critic_weight_clip
     assert module.d_steps == 10
     largest = max(p.abs().max().item() for p in module.discriminator.parameters())
     assert largest == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("cls", [MinimaxLoss, NonSaturatingLoss], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("t", [0.9, 0.7])
+def test_one_sided_label_smoothing_matches_cross_entropy_against_the_real_label(cls, t):
+    """L_D = mean_r [-t log s(l) - (1 - t) log(1 - s(l))] + mean_f [-log(1 - s(l))] and
+    d L_D / d l_real = (s(l) - t) / n; the fake side is unchanged (Salimans et al. 2016)."""
+    real = torch.tensor(REAL, dtype=torch.float64, requires_grad=True)
+    fake = torch.tensor(FAKE, dtype=torch.float64, requires_grad=True)
+    loss = cls(real_label=t).d_loss(real, fake)
+    loss.backward()
+    expected = mean(-t * math.log(sig(x)) - (1 - t) * math.log(1 - sig(x)) for x in REAL) + mean(
+        -math.log(1 - sig(x)) for x in FAKE
+    )
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    assert real.grad.tolist() == pytest.approx([(sig(x) - t) / len(REAL) for x in REAL], rel=1e-12)
+    assert fake.grad.tolist() == pytest.approx([sig(x) / len(FAKE) for x in FAKE], rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_label_smoothing_is_exact_at_extreme_logits(dtype):
+    """At l = +-100 the probabilities round to 0 or 1 but the logit form stays exact: the loss per real
+    sample is t softplus(-l) + (1 - t) softplus(l) ~ (1 - t) 100 at l = 100 and t 100 at l = -100."""
+    t = 0.9
+    real = torch.tensor([100.0, -100.0], dtype=dtype, requires_grad=True)
+    fake = torch.tensor([0.0], dtype=dtype)
+    loss = NonSaturatingLoss(real_label=t).d_loss(real, fake)
+    loss.backward()
+    expected = ((1 - t) * 100 + t * 100) / 2 + math.log(2)
+    rel = 1e-2 if dtype == torch.float16 else 1e-6
+    assert loss.item() == pytest.approx(expected, rel=rel)
+    assert real.grad.tolist() == pytest.approx([(1 - t) / 2, -t / 2], rel=rel)
+
+
+def test_real_label_outside_zero_one_is_refused():
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="real_label"):
+            NonSaturatingLoss(real_label=bad)
+
+
+def test_loss_real_label_override_reaches_the_loss(make_cfg):
+    module, _ = build(make_cfg("loss.real_label=0.9"))
+    assert module.loss.real_label == 0.9

@@ -144,3 +144,35 @@ def test_lr_schedule_steps_once_per_generator_step_for_both_optimizers(make_cfg)
         assert state["_last_lr"][0] == pytest.approx(expected, rel=1e-9)
     for opt in ckpt["optimizer_states"]:
         assert opt["param_groups"][0]["lr"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_conditional_nets_get_the_batch_labels_for_reals_and_one_uniform_draw_for_each_fake_batch(
+    make_cfg, tmp_path
+):
+    """n_critic 2: D update k scores real slice k with its labels and fakes with the labels G was given;
+    the G update passes its labels to D too."""
+    cfg = make_cfg("data=digits", "model=dcgan_cond", "metrics=none", "n_critic=2", "trainer.max_steps=1")
+    module, datamodule = build(cfg)
+    d_labels: list[torch.Tensor] = []
+    g_labels: list[torch.Tensor] = []
+    batches: list[torch.Tensor] = []
+    module.discriminator.register_forward_hook(lambda m, inp, out: d_labels.append(inp[1].clone()))
+    module.generator.register_forward_hook(lambda m, inp, out: g_labels.append(inp[1].clone()))
+    module.on_train_batch_start = lambda batch, idx: batches.append(batch[1].clone())
+    build_trainer(cfg, tmp_path).fit(module, datamodule=datamodule)
+    real_labels = batches[0].chunk(2)
+    for k in range(2):
+        assert torch.equal(d_labels[2 * k], real_labels[k])
+        assert torch.equal(d_labels[2 * k + 1], g_labels[k])
+    assert torch.equal(d_labels[4], g_labels[2]) and len(d_labels) == 5
+    assert not torch.equal(g_labels[0], g_labels[1])  # a fresh draw per fake batch
+
+
+def test_fake_labels_are_uniform_and_sampling_cycles_through_the_classes(make_cfg):
+    module, _ = build(make_cfg("data=digits", "model=dcgan_cond", "metrics=none"))
+    counts = torch.bincount(module.sample_labels(100_000), minlength=10)
+    assert counts.shape == (10,) and (counts - 10_000).abs().max() < 5 * 95  # 5 sigma of Binomial(1e5, 0.1)
+    z = torch.randn(12, module.z_dim)
+    expected = module.generator.eval()(z, torch.arange(12) % 10)
+    torch.testing.assert_close(module.generate(z), expected, rtol=0, atol=0)
+    assert module.num_classes == 10 and build(make_cfg())[0].sample_labels(4) is None

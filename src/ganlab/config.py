@@ -5,9 +5,15 @@ Each failure raises :class:`ConfigError` with one paragraph naming the key, its 
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
+import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig
+
+log = logging.getLogger("ganlab")
 
 
 class ConfigError(ValueError):
@@ -17,6 +23,10 @@ class ConfigError(ValueError):
 def _positive(cfg: DictConfig, key: str, kind: type, allow_zero: bool = False) -> None:
     value: Any = cfg
     for part in key.split("."):
+        if not isinstance(value, DictConfig) or part not in value:
+            raise ConfigError(
+                f"{key} is missing from the config. Valid: {'an integer' if kind is int else 'a number'}."
+            )
         value = value[part]
     ok_type = isinstance(value, int | float) and not isinstance(value, bool)
     if kind is int:
@@ -27,14 +37,139 @@ def _positive(cfg: DictConfig, key: str, kind: type, allow_zero: bool = False) -
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for values no run could train with."""
+    """Raise :class:`ConfigError` for values and combinations no run could train with (static checks; the
+    dataset, the networks and a resumed checkpoint are checked when ganlab.train builds them, also before
+    anything is written)."""
+    _check_numbers(cfg)
+    _check_resume(cfg)
+    _check_penalties_with_batch_norm(cfg)
+    _check_devices(cfg)
+
+
+def _check_numbers(cfg: DictConfig) -> None:
     _positive(cfg, "seed", int, allow_zero=True)
     _positive(cfg, "n_critic", int)
     _positive(cfg, "trainer.max_steps", int)
     _positive(cfg, "data.batch_size", int)
+    if "log_every_n_steps" in cfg.trainer:
+        _positive(cfg, "trainer.log_every_n_steps", int)
+    if "sample_every" in cfg:
+        _positive(cfg, "sample_every", int, allow_zero=True)
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is not None and "every" in node:
+            _positive(cfg, f"callbacks.{name}.every", int, allow_zero=True)
     for net in ("g", "d"):
         _positive(cfg, f"optim.{net}.lr", float)
         if cfg.clip_grad_norm[net] is not None:
             _positive(cfg, f"clip_grad_norm.{net}", float)
     for name in cfg.penalty:
-        _positive(cfg, f"penalty.{name}.weight", float)
+        if "weight" in cfg.penalty[name]:  # an input transform of the penalty group (instance noise) has none
+            _positive(cfg, f"penalty.{name}.weight", float)
+        if "every" in cfg.penalty[name]:
+            _positive(cfg, f"penalty.{name}.every", int)
+
+
+def _check_resume(cfg: DictConfig) -> None:
+    value = cfg.get("resume", "auto")
+    if value is None or value is False or (isinstance(value, str) and value.strip()):
+        return
+    raise ConfigError(
+        f"resume={value!r} is invalid. Valid: auto (continue the run folder's last checkpoint when "
+        "there is one), never (or null: start fresh), or the path of a checkpoint file."
+    )
+
+
+def is_per_sample(penalty_class: type) -> bool:
+    """Whether a penalty differentiates D with respect to each input sample (gradient penalties), which
+    batch normalisation in D invalidates. Penalties declare it with a ``per_sample`` class attribute;
+    without one, a subclass of ``GradientPenalty`` counts as per sample."""
+    flag = getattr(penalty_class, "per_sample", None)
+    if flag is not None:
+        return bool(flag)
+    from ganlab.penalties import GradientPenalty
+
+    return issubclass(penalty_class, GradientPenalty)
+
+
+def _check_penalties_with_batch_norm(cfg: DictConfig) -> None:
+    """A per-sample gradient penalty needs a critic that scores each sample on its own; batch norm mixes
+    the samples of a batch (Gulrajani et al. 2017, section 4). Refused unless ``allow_bn_with_penalty``."""
+    norm = cfg.model.discriminator.get("norm")
+    if norm != "batch" or not cfg.penalty:
+        return
+    per_sample = []
+    for name, node in cfg.penalty.items():
+        try:
+            cls = get_class(node._target_)
+        except Exception as exc:
+            raise ConfigError(
+                f"penalty.{name}._target_={node.get('_target_')!r} cannot be imported ({exc}). "
+                "Valid: a ganlab.penalties.Penalty subclass."
+            ) from exc
+        if is_per_sample(cls):
+            per_sample.append(name)
+    if not per_sample:
+        return
+    message = (
+        f"model.discriminator.norm=batch with the per-sample gradient penalty "
+        f"{', '.join(f'penalty.{n}' for n in per_sample)}: batch norm mixes the samples of a batch, so the "
+        "penalty no longer constrains each sample's gradient (Gulrajani et al. 2017, section 4)."
+    )
+    if cfg.get("allow_bn_with_penalty", False):
+        log.warning("!!! %s Training anyway because allow_bn_with_penalty=true. !!!", message)
+        return
+    raise ConfigError(
+        f"{message} Valid: model.discriminator.norm=layer, spectral or none (or "
+        "allow_bn_with_penalty=true to train anyway)."
+    )
+
+
+def available_devices(accelerator: str) -> int:
+    """How many devices of ``accelerator`` this machine has (``auto``: GPUs when any, else CPUs)."""
+    gpus = torch.cuda.device_count()
+    mps = int(bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()))
+    if accelerator == "auto":
+        return gpus or mps or (os.cpu_count() or 1)
+    return {"cpu": os.cpu_count() or 1, "gpu": gpus or mps, "cuda": gpus, "mps": mps}.get(accelerator, -1)
+
+
+def _requested_devices(devices: Any) -> list[int] | int | None:
+    """``trainer.devices`` as a count, a list of device ids, or ``None`` (auto / all)."""
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text in ("auto", "-1"):
+            return None
+        if "," in text:
+            return [int(d) for d in text.split(",") if d.strip()]
+        return int(text)
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return None if devices == -1 else devices
+    return [int(d) for d in devices]
+
+
+def _check_devices(cfg: DictConfig) -> None:
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    devices = cfg.trainer.get("devices", "auto")
+    available = available_devices(accelerator)
+    if available < 0:
+        return  # an accelerator ganlab does not know (tpu, hpu, ...): Lightning checks it
+    if available == 0:
+        raise ConfigError(
+            f"trainer.accelerator={accelerator!r}: this machine has no such device. Valid: "
+            "trainer=cpu (or trainer.accelerator=cpu / auto)."
+        )
+    try:
+        requested = _requested_devices(devices)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"trainer.devices={devices!r} is invalid. Valid: a count 1..{available}, a list of "
+            "device ids, -1 or auto."
+        ) from exc
+    too_many = (isinstance(requested, int) and not 1 <= requested <= available) or (
+        isinstance(requested, list) and (not requested or any(not 0 <= d < available for d in requested))
+    )
+    if too_many:
+        raise ConfigError(
+            f"trainer.devices={devices!r} asks for more {accelerator} devices than this machine has "
+            f"({available}). Valid: a count 1..{available}, ids 0..{available - 1}, -1 or auto."
+        )

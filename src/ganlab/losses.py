@@ -39,13 +39,31 @@ class MinimaxLoss(AdversarialLoss):
     G minimises the *saturating* objective ``E log(1 - D(G(z))) = -E softplus(l_fake)``, whose gradient
     ``-sigmoid(l_fake)`` vanishes when D confidently rejects fakes (``l_fake -> -inf``): the very
     weakness the non-saturating loss fixes.
+
+    One-sided label smoothing (Salimans et al. 2016, "Improved Techniques for Training GANs", section
+    3.4): ``real_label = t < 1`` is D's target for real samples, fakes keep the target 0. D's loss on reals
+    becomes the binary cross-entropy against ``t``, ``-t log D(x) - (1 - t) log(1 - D(x)) =
+    t softplus(-l) + (1 - t) softplus(l)``, whose gradient ``sigmoid(l) - t`` stops pushing real logits
+    once ``D(x) = t``. Smoothing the fake target too would reward D for the fakes' current density
+    (the paper's argument for one side only), so there is no fake label. ``real_label = 1`` (default) is
+    the unsmoothed loss.
     """
 
+    def __init__(self, real_label: float = 1.0) -> None:
+        if not 0.0 < real_label <= 1.0:
+            raise ValueError(f"{type(self).__name__}: real_label must be in (0, 1], got {real_label}")
+        self.real_label = float(real_label)
+
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        t = self.real_label
+        real = t * F.softplus(-real_logits) + (1.0 - t) * F.softplus(real_logits)
+        return real.mean() + F.softplus(fake_logits).mean()
 
     def g_loss(self, fake_logits: Tensor) -> Tensor:
         return -F.softplus(fake_logits).mean()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(real_label={self.real_label})"
 
 
 class NonSaturatingLoss(MinimaxLoss):

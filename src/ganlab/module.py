@@ -7,18 +7,30 @@ architecture by name: it calls ``loss.d_loss`` / ``loss.g_loss`` on logits and a
 Step counting: Lightning's ``global_step`` counts optimizer steps (``n_critic + 1`` per training step
 here), so ganlab keeps its own ``g_steps`` / ``d_steps`` and ganlab.train converts ``trainer.max_steps``
 (generator updates) into Lightning's unit.
+
+Exact resume: a checkpoint holds everything the rest of a run depends on. Lightning saves the weights
+and buffers of every registered submodule (so an EMA copy registered on the module is saved with no
+extra code), the optimizers and schedulers and its loop counters; :meth:`GAN.on_save_checkpoint` adds
+the step counters, the noise generator, the training RNG streams (torch, CUDA, numpy, python) and the
+state of any loss or penalty object that has ``state_dict``/``load_state_dict``. The data order is the
+data module's (``ganlab.data.base``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from ganlab.augment import InputTransform
 from ganlab.losses import AdversarialLoss
+from ganlab.nets import is_conditional, run
 from ganlab.penalties import Penalty
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -30,6 +42,38 @@ class Diverged(RuntimeError):
     def __init__(self, what: str, g_step: int, d_step: int) -> None:
         super().__init__(f"{what} is not finite at generator step {g_step} (discriminator step {d_step})")
         self.what, self.g_step, self.d_step = what, g_step, d_step
+
+
+def get_rng_state(device: torch.device) -> dict[str, Any]:
+    """The global RNG states (torch CPU, CUDA of ``device``, numpy, python) as tensors and plain values,
+    so that a checkpoint holding them still loads with ``torch.load(weights_only=True)``."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Inverse of :func:`get_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -47,13 +91,19 @@ class GAN(pl.LightningModule):
         loss: the adversarial loss (``ganlab.losses``).
         optim_g, optim_d: optimizer factories taking a parameter iterable (Hydra ``_partial_``), so that
             learning rates and betas are set per network (TTUR: Heusel et al. 2017).
-        penalties: name -> regulariser added to D's loss when due (``ganlab.penalties``).
+        penalties: name -> regulariser added to D's loss when due (``ganlab.penalties``), or an input
+            transform of the penalty group (``ganlab.augment.InstanceNoise``), which joins the transforms.
         n_critic: discriminator updates per generator update.
         clip_grad_norm_g, clip_grad_norm_d: clip each network's gradient norm to this value (``None``: off).
         noise_seed: seed of the dedicated noise generator (offset by the process rank, so that ranks
             draw different noise).
         lr_schedule: optional learning-rate scheduler factory (Hydra ``_partial_``, e.g. cosine annealing)
             applied to each optimizer and stepped once per generator step.
+        augment: a transform of every D input (``ganlab.augment.DiffAugment``); see :meth:`critic`.
+
+    Class-conditional nets (``ganlab.nets``: ``conditional = True``) get labels: D the batch's labels for
+    real samples; G and D the same uniformly drawn labels for generated ones (drawn from the noise
+    generator, so they are part of its checkpointed state).
     """
 
     def __init__(
@@ -69,13 +119,19 @@ class GAN(pl.LightningModule):
         clip_grad_norm_d: float | None = None,
         noise_seed: int = 0,
         lr_schedule: Callable[..., Any] | None = None,
+        augment: InputTransform | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
         self.loss = loss
-        self.penalties = dict(penalties or {})
+        penalties = dict(penalties or {})
+        self.penalties = {k: p for k, p in penalties.items() if not isinstance(p, InputTransform)}
+        # applied in this order: the augmentation, then those of the penalty group (instance noise)
+        transforms = [augment, *penalties.values()]
+        self.transforms = [t for t in transforms if isinstance(t, InputTransform)]
+        self._sampling_generator: nn.Module | None = None
         self.optim_g, self.optim_d = optim_g, optim_d
         self.n_critic = int(n_critic)
         self.clip_grad_norm_g, self.clip_grad_norm_d = clip_grad_norm_g, clip_grad_norm_d
@@ -85,6 +141,7 @@ class GAN(pl.LightningModule):
         self.d_steps = 0
         self._noise: torch.Generator | None = None
         self._noise_state: Tensor | None = None
+        self._train_rng: dict[str, Any] | None = None  # the training steps' own RNG stream
         self.run_config: dict[str, Any] = {}
 
     @property
@@ -112,25 +169,91 @@ class GAN(pl.LightningModule):
     def sample_z(self, n: int) -> Tensor:
         return torch.randn(n, self.z_dim, device=self.device, generator=self.noise)
 
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes of a conditional generator, else ``None``."""
+        return int(self.generator.num_classes) if is_conditional(self.generator) else None
+
+    def sample_labels(self, n: int) -> Tensor | None:
+        """``n`` class labels drawn uniformly from the noise generator for a conditional generator; ``None``
+        (and no draw, so the noise stream is unchanged) otherwise."""
+        if self.num_classes is None:
+            return None
+        return torch.randint(self.num_classes, (n,), device=self.device, generator=self.noise)
+
+    def set_sampling_generator(self, net: nn.Module | None) -> None:
+        """Make :meth:`generate` draw from ``net`` (an averaged copy of G: ``ganlab.callbacks.ema``) instead
+        of G; ``None`` restores G. ``net`` is kept out of this module's children (``object.__setattr__``
+        skips ``nn.Module``'s registration), so that DDP never wraps it and the state dict ignores it."""
+        object.__setattr__(self, "_sampling_generator", net)
+
     @torch.no_grad()
-    def generate(self, z: Tensor) -> Tensor:
-        """Samples for ``z`` with the generator in eval mode (batch norm uses running statistics)."""
-        was_training = self.generator.training
-        self.generator.eval()
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Samples for ``z`` in eval mode (batch norm uses running statistics), from the averaged generator
+        when one is set (:meth:`set_sampling_generator`), else from G. A conditional generator without
+        ``labels`` gets the balanced labels ``0, 1, ..., K-1, 0, 1, ...``."""
+        net = self.generator if self._sampling_generator is None else self._sampling_generator
+        if labels is None and self.num_classes is not None:
+            labels = torch.arange(len(z)) % self.num_classes
+        was_training = net.training
+        net.eval()
         try:
-            return self.generator(z.to(self.device))
+            return run(net, z.to(self.device), None if labels is None else labels.to(self.device))
         finally:
-            self.generator.train(was_training)
+            net.train(was_training)
+
+    def critic(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """D's logits for ``x`` seen through the input transforms (augmentation, instance noise), in order.
+
+        Every discriminator input goes through here: the real and the fake batch of a D step, the fake
+        batch of a G step, and the points of the penalties, which get ``x -> critic(x, real labels)`` and
+        so differentiate through the transforms (``ganlab.augment``)."""
+        for transform in self.transforms:
+            x = transform(x, self.g_steps, self.noise)
+        return run(self.discriminator, x, labels)
 
     # training ----------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, _ = batch
+        """One generator update after ``n_critic`` discriminator updates, on the training RNG stream;
+        stops the run (:class:`Diverged`) when an update made any weight non-finite."""
+        with self._training_rng():
+            self._train_step(batch)
+            self._check_weights()
+
+    @contextmanager
+    def _training_rng(self) -> Iterator[None]:
+        """Run the block on the training steps' own global-RNG stream, then put the outside stream back.
+
+        Why: penalties (and anything else in a step) draw from the global torch/numpy/python RNGs, and so
+        may callbacks between steps (metrics that subsample, say). Keeping the two streams apart makes the
+        training stream, which checkpoints save, depend on the training steps alone, so a resumed run
+        draws exactly what an uninterrupted one draws whatever the callbacks and evaluation cadence do.
+        The first step seeds the stream from ``noise_seed`` and the rank (not from whatever state the
+        global RNGs reached, which depends on set-up work such as a metric's cache being cold or warm).
+        Costs a few tens of microseconds per step.
+        """
+        outside = get_rng_state(self.device)
+        if self._train_rng is not None:
+            set_rng_state(self._train_rng, self.device)
+        else:
+            seed = int(np.random.SeedSequence([self.noise_seed, self.global_rank, 1]).generate_state(1)[0])
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            random.seed(seed)
+        try:
+            yield
+        finally:
+            self._train_rng = get_rng_state(self.device)
+            set_rng_state(outside, self.device)
+
+    def _train_step(self, batch: tuple[Tensor, Tensor]) -> None:
+        x, y = batch
         if x.shape[0] % self.n_critic:
             raise ValueError(f"step batch of {x.shape[0]} samples does not split into n_critic={self.n_critic}")
         opt_g, opt_d = self.optimizers()
         d_logs: dict[str, list[Tensor]] = {}
-        for real in x.chunk(self.n_critic):
-            for key, value in self._discriminator_step(opt_d, real).items():
+        for real, labels in zip(x.chunk(self.n_critic), y.chunk(self.n_critic), strict=True):
+            for key, value in self._discriminator_step(opt_d, real, labels).items():
                 d_logs.setdefault(key, []).append(value)
         # the mean over the critic updates that reported a value (a lazy penalty is not due on every one)
         logs = {key: torch.stack(values).mean() for key, values in d_logs.items()}
@@ -145,17 +268,23 @@ class GAN(pl.LightningModule):
             for scheduler in self.lr_schedulers():  # a list: one scheduler per optimizer
                 scheduler.step()
 
-    def _discriminator_step(self, opt: Any, real: Tensor) -> dict[str, Tensor]:
+    def _fakes(self, n: int) -> tuple[Tensor, Tensor | None]:
+        """``n`` generated samples and their labels (``None`` for an unconditional generator)."""
+        labels = self.sample_labels(n)
+        return run(self.generator, self.sample_z(n), labels), labels
+
+    def _discriminator_step(self, opt: Any, real: Tensor, real_labels: Tensor) -> dict[str, Tensor]:
         self.toggle_optimizer(opt)
         with torch.no_grad():
-            fake = self.generator(self.sample_z(real.shape[0]))
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
+            fake, fake_labels = self._fakes(real.shape[0])
+        real_logits, fake_logits = self.critic(real, real_labels), self.critic(fake, fake_labels)
         loss = self.loss.d_loss(real_logits, fake_logits)
         logs = {"loss/d": loss.detach(), "D/real": real_logits.detach().mean(), "D/fake": fake_logits.detach().mean()}
         total = loss
         for name, penalty in self.penalties.items():
             if penalty.is_due(self.d_steps):
-                value = penalty(self.discriminator, real, fake)
+                # a conditional critic scores every penalty point with the real labels (as StudioGAN does)
+                value = penalty(lambda points: self.critic(points, real_labels), real, fake)
                 logs[f"penalty/{name}"] = value.detach()
                 total = total + value
         self._check_finite(total, "discriminator loss")
@@ -170,15 +299,21 @@ class GAN(pl.LightningModule):
 
     def _generator_step(self, opt: Any, batch_size: int) -> dict[str, Tensor]:
         self.toggle_optimizer(opt)
-        loss = self.loss.g_loss(self.discriminator(self.generator(self.sample_z(batch_size))))
+        fake, labels = self._fakes(batch_size)
+        loss = self.loss.g_loss(self.critic(fake, labels))
         self._check_finite(loss, "generator loss")
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         norm = self._clip(opt, self.generator, self.clip_grad_norm_g, "G")
         opt.step()
         self.untoggle_optimizer(opt)
+        logs = {"loss/g": loss.detach(), "grad_norm/G": norm, **self._transform_logs()}
         self.g_steps += 1
-        return {"loss/g": loss.detach(), "grad_norm/G": norm}
+        return logs
+
+    def _transform_logs(self) -> dict[str, Tensor]:
+        """The input transforms' values at this step (e.g. ``noise/sigma``)."""
+        return {k: torch.tensor(float(v)) for t in self.transforms for k, v in t.logs(self.g_steps).items()}
 
     def _clip(self, opt: Any, net: nn.Module, max_norm: float | None, name: str) -> Tensor:
         """The gradient norm before clipping; clips to ``max_norm`` when set."""
@@ -192,17 +327,56 @@ class GAN(pl.LightningModule):
         if not torch.isfinite(value).all():
             raise Diverged(what, self.g_steps, self.d_steps)
 
+    def _check_weights(self) -> None:
+        """Raise :class:`Diverged` when a floating parameter or buffer of any submodule is NaN or infinite.
+
+        Checked once per training step, after the generator update: one ``isfinite`` reduction per tensor
+        (memory-bound, far cheaper than the step's forward and backward passes) and a single host sync.
+        The losses and gradient norms are checked before every update, so a non-finite weight can only
+        come from an optimizer step; a discriminator update that makes D non-finite is caught by the next
+        D loss, and this check covers the last updates of the step. Checkpoints run it too (never save
+        non-finite weights).
+        """
+        names, flags = [], []
+        for name, child in self.named_children():
+            tensors = [t for t in (*child.parameters(), *child.buffers()) if t.is_floating_point()]
+            if tensors:
+                names.append(name)
+                flags.append(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+        if flags and not bool(torch.stack(flags).all()):
+            bad = [n for n, ok in zip(names, torch.stack(flags).tolist(), strict=True) if not ok]
+            raise Diverged(f"weights of {', '.join(bad)}", max(self.g_steps - 1, 0), self.d_steps)
+
     # checkpointing -----------------------------------------------------------------------------------
+    def _stateful_parts(self) -> dict[str, Any]:
+        """Plain (non-``nn.Module``) parts that carry state of their own: the loss, the penalties and the
+        input transforms, when they implement ``state_dict``/``load_state_dict``. Submodules are in
+        Lightning's ``state_dict``."""
+        parts = {"loss": self.loss, **{f"penalty/{name}": p for name, p in self.penalties.items()}}
+        parts.update({f"transform/{i}": t for i, t in enumerate(getattr(self, "transforms", []))})
+        return {
+            key: part for key, part in parts.items()
+            if not isinstance(part, nn.Module) and callable(getattr(part, "state_dict", None))
+        }
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._check_weights()  # a checkpoint with non-finite weights would poison every resume
         checkpoint["ganlab"] = {
             "g_steps": self.g_steps,
             "d_steps": self.d_steps,
             "noise_rng": self.noise.get_state(),
+            "train_rng": self._train_rng if self._train_rng is not None else get_rng_state(self.device),
+            "parts": {key: part.state_dict() for key, part in self._stateful_parts().items()},
             "config": self.run_config,
             "data_shape": list(self.generator.data_shape),
+            "num_classes": self.num_classes,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["ganlab"]
         self.g_steps, self.d_steps = int(state["g_steps"]), int(state["d_steps"])
         self._noise, self._noise_state = None, state["noise_rng"]
+        self._train_rng = state.get("train_rng")
+        for key, part in self._stateful_parts().items():
+            if key in state.get("parts", {}):
+                part.load_state_dict(state["parts"][key])

@@ -43,12 +43,15 @@ def scatter_figure(fake: Tensor, real: Tensor | None = None, title: str = "") ->
     return fig
 
 
-def save_samples(path: str | Path, fake: Tensor, real: Tensor | None = None, title: str = "") -> np.ndarray:
-    """Write a PNG of ``fake`` (grid for images, scatter for vectors) and return it as an RGB array."""
+def save_samples(
+    path: str | Path, fake: Tensor, real: Tensor | None = None, title: str = "", nrow: int | None = None
+) -> np.ndarray:
+    """Write a PNG of ``fake`` (grid for images, ``nrow`` per row or a square; scatter for vectors) and
+    return it as an RGB array."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fake.dim() == 4:
-        array = image_grid(fake)
+        array = image_grid(fake, nrow)
         plt.imsave(path, array)
         return array
     fig = scatter_figure(fake, real, title)

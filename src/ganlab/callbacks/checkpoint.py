@@ -1,41 +1,147 @@
-"""Atomic checkpoints counted in generator steps."""
+"""Atomic checkpoints counted in generator steps; a preemption signal saves one and stops the run."""
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 
+log = logging.getLogger("ganlab")
 
-class Checkpoint(pl.Callback):
-    """Saves ``<dirpath>/last.ckpt`` every ``every`` generator steps and at the end of training.
 
-    Lightning's ModelCheckpoint counts ``global_step`` (all optimizer steps); this counts generator
-    updates. The file is written to a temporary name, flushed to disk and renamed over the previous one,
-    so a process killed at any moment leaves the last good checkpoint intact.
+class Preempted(SystemExit):
+    """A preemption signal (SIGTERM, SIGUSR1) stopped the run after a checkpoint was saved.
+
+    A ``SystemExit`` with code ``128 + signal`` (the shell's convention for a process ended by a signal),
+    so that a scheduler sees the job did not finish, a multirun stops instead of starting its next job,
+    and no ``except Exception`` on the way swallows it.
     """
 
-    def __init__(self, dirpath: str | Path, every: int = 1000) -> None:
+    def __init__(self, signum: int, g_step: int) -> None:
+        super().__init__(128 + signum)
+        self.signum, self.g_step = signum, g_step
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signum).name
+        return f"{name} at generator step {self.g_step}: checkpoint saved, run stopped"
+
+
+class Checkpoint(pl.Callback):
+    """Saves ``<dirpath>/last.ckpt`` every ``every`` generator steps and at the end of training, and on
+    a preemption signal.
+
+    Lightning's ModelCheckpoint counts ``global_step`` (all optimizer steps); this counts generator
+    updates. The file is written to a temporary name, flushed to disk (``fsync``) and renamed over the
+    previous one (``os.replace`` is atomic within a file system), and the folder is synced; so a process
+    killed at any moment leaves the last good checkpoint intact. Temporary files of killed processes are
+    removed when training starts. Loggers are flushed before each save and the number of ``metrics.csv``
+    rows written is stored in the checkpoint, so that a resume drops the rows of the steps after it.
+
+    ``signals`` (default SIGTERM, SIGUSR1 and SIGUSR2: what clusters and submitit send before preempting or
+    timing out a job) are handled while training runs: the current step finishes, a checkpoint is saved,
+    the handler that was installed before training for that signal is called (submitit's, which requeues
+    the job and exits), and :class:`Preempted` ends the run (status ``interrupted``) before the next step.
+    This replaces, for that time, Lightning's own SIGTERM handler, which stops without saving (and its
+    SIGUSR1 handler, installed only under SLURM with auto-requeue). ``resume=auto`` continues the run when
+    the requeued job starts again.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | Path,
+        every: int = 1000,
+        signals: list[str] | tuple[str, ...] = ("SIGTERM", "SIGUSR1", "SIGUSR2"),
+    ) -> None:
         if int(every) < 0:
             raise ValueError(f"Checkpoint: every must be >= 0 (0: only at the end), got {every}")
+        unknown = [s for s in signals if not hasattr(signal, str(s))]
+        if unknown:
+            raise ValueError(
+                f"Checkpoint: unknown signal names {unknown}; valid e.g. SIGTERM, SIGUSR1, SIGUSR2"
+            )
         self.dirpath = Path(dirpath)
         self.every = int(every)
+        self.signals = [getattr(signal, str(s)) for s in signals]
+        self.received: int | None = None
+        self.saved_at: int | None = None  # generator steps of this session's latest save
+        self._previous_handlers: dict[int, Any] = {}
+        self._flush_pending = False
 
     @property
     def last(self) -> Path:
         return self.dirpath / "last.ckpt"
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            for stale in self.dirpath.glob(".last.ckpt.tmp*"):  # left by a killed process
+                stale.unlink(missing_ok=True)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.received = None
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.signals:
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.received = signum  # acted on at the end of the current step (saving here could tear a step)
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if self.every and pl_module.g_steps % self.every == 0:
-            self.save(trainer)
+        due = self.every and pl_module.g_steps % self.every == 0
+        if (due or self.received is not None) and self.saved_at != pl_module.g_steps:
+            self.save(trainer, pl_module)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx: int) -> None:
+        """Lightning writes a finished step's logged row after the batch-end hooks, so the row of the step
+        just saved is flushed here (a process killed later keeps it), and a preemption stops here."""
+        if self.saved_at == pl_module.g_steps and self._flush_pending:
+            self._flush_pending = False
+            for logger in trainer.loggers:
+                logger.save()
+        if self.received is not None and self.saved_at == pl_module.g_steps:
+            signum = self.received
+            name = signal.Signals(signum).name
+            log.warning(
+                "received %s: saved a checkpoint at generator step %d, stopping", name, pl_module.g_steps
+            )
+            previous = self._previous_handlers.get(signum)
+            self._restore_handlers()
+            if callable(previous):  # e.g. submitit's requeue on SIGUSR2, which then exits itself
+                previous(signum, None)
+            raise Preempted(signum, pl_module.g_steps)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
-        self.save(trainer)
+        self._restore_handlers()
+        self.save(trainer, pl_module)
 
-    def save(self, trainer: pl.Trainer) -> None:
+    def on_exception(self, trainer: pl.Trainer, pl_module, exception: BaseException) -> None:
+        self._restore_handlers()
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore_handlers()
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        rows = [lg.rows_written for lg in trainer.loggers if hasattr(lg, "rows_written")]
+        checkpoint["ganlab_logs"] = {"metrics_csv_rows": rows[0] if rows else None}
+
+    def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule | None = None) -> None:
+        for logger in trainer.loggers:  # so that metrics.csv holds every row up to this state
+            logger.save()
         tmp = self.dirpath / f".last.ckpt.tmp{os.getpid()}"
-        trainer.save_checkpoint(tmp)  # every rank calls it; only rank 0 writes
+        try:
+            trainer.save_checkpoint(tmp)  # every rank calls it; only rank 0 writes
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         if trainer.is_global_zero:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
@@ -46,3 +152,5 @@ class Checkpoint(pl.Callback):
             finally:
                 os.close(dir_fd)
         trainer.strategy.barrier("ganlab.checkpoint")
+        self.saved_at = getattr(pl_module, "g_steps", None)
+        self._flush_pending = True

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class TensorBatches(Dataset):
@@ -21,6 +25,11 @@ class TensorBatches(Dataset):
             raise ValueError(f"TensorBatches: {len(x)} samples but {len(y)} labels")
         self.x, self.y = x, y
 
+    def to(self, device: torch.device) -> TensorBatches:
+        """Move the samples and labels to ``device`` (a no-op where they already are)."""
+        self.x, self.y = self.x.to(device), self.y.to(device)
+        return self
+
     def __len__(self) -> int:
         return len(self.x)
 
@@ -31,20 +40,71 @@ class TensorBatches(Dataset):
         return x, self.y[index]
 
 
+class EpochBatchSampler(Sampler[list[int]]):
+    """Batches of ``batch_size`` indices drawn without replacement (the last incomplete batch dropped), in
+    an order that depends on ``(seed, epoch)`` only, and able to start part-way through an epoch.
+
+    Why: an exact resume must see the same batches as an uninterrupted run. ``RandomSampler`` draws its
+    order from the global RNG at the start of each epoch, so the order after a resume depends on whatever
+    else drew from that RNG; here epoch ``e`` is always the permutation of ``torch.randperm`` seeded by
+    ``(seed, e)``, and ``start`` batches already consumed are skipped. The epoch advances when its last
+    batch is handed out (a loader of known length is not asked for more); an iteration abandoned before
+    that and started again replays the same epoch from the same batch, so a second ``iter()`` of an epoch
+    never skips data.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0) -> None:
+        if n < batch_size:
+            raise ValueError(f"EpochBatchSampler: {n} samples are fewer than one batch of {batch_size}")
+        self.n, self.batch_size, self.seed = int(n), int(batch_size), int(seed)
+        self.epoch, self.skip = divmod(int(start), len(self))
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size
+
+    def order(self, epoch: int) -> Tensor:
+        """The permutation of epoch ``epoch``: a function of ``(seed, epoch)`` alone."""
+        mixed = np.random.SeedSequence([self.seed, epoch]).generate_state(1, dtype=np.uint64)[0]
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(int(mixed)))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, skip = self.epoch, self.skip
+        perm = self.order(epoch)
+        for b in range(skip, len(self)):
+            if b == len(self) - 1:
+                self.epoch, self.skip = epoch + 1, 0
+            yield perm[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+
+
 class GANDataModule(pl.LightningDataModule):
     """Base class: subclasses implement :meth:`load` returning all training samples in memory.
 
     One training step of the GAN module takes ``batches_per_step`` discriminator batches at once (one per
     critic update, so that each update sees fresh real data), hence each loader batch holds
     ``batch_size * batches_per_step`` samples. ``batches_per_step`` is set by ganlab.train to ``n_critic``.
-    Batches are drawn without replacement and the last incomplete one is dropped; the order follows the
-    global torch seed (``seed=``).
+    Batches are drawn without replacement and the last incomplete one is dropped, in an order fixed by
+    ``shuffle_seed`` and the epoch (:class:`EpochBatchSampler`; ganlab.train passes ``seed=``; ``None``
+    draws one from the global torch RNG). The module counts the batches handed to training steps and
+    saves that count and the seed in checkpoints (:meth:`state_dict`), so that a resumed run continues
+    with the very batch an uninterrupted run would have seen next.
+
+    ``in_memory``: once a trainer is attached, the whole training set is moved to its device (the GPU when
+    training there) and batches are gathered there in the training process (``num_workers`` is then 0):
+    for small sets this saves the worker processes and the per-batch host-to-device copy.
+    :meth:`real_sample` still returns CPU tensors.
     """
 
     shape: tuple[int, ...] = ()
     num_classes: int | None = None
 
-    def __init__(self, batch_size: int = 64, batches_per_step: int = 1, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        batches_per_step: int = 1,
+        num_workers: int = 0,
+        shuffle_seed: int | None = None,
+        in_memory: bool = False,
+    ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("batches_per_step", batches_per_step)):
             if int(value) < 1:
@@ -52,6 +112,9 @@ class GANDataModule(pl.LightningDataModule):
         self.batch_size = int(batch_size)
         self.batches_per_step = int(batches_per_step)
         self.num_workers = int(num_workers)
+        self.shuffle_seed = None if shuffle_seed is None else int(shuffle_seed)
+        self.batches_done = 0  # batches handed to training steps, over all epochs and resumed sessions
+        self.in_memory = bool(in_memory)
         self.train_set: TensorBatches | None = None
 
     def load(self) -> tuple[Tensor, Tensor]:
@@ -67,6 +130,8 @@ class GANDataModule(pl.LightningDataModule):
                     f"expected {self.shape}; the data files are corrupt or of another dataset"
                 )
             self.train_set = TensorBatches(x, y)
+        if self.in_memory and self.trainer is not None:
+            self.train_set.to(self.trainer.strategy.root_device)
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
@@ -76,12 +141,36 @@ class GANDataModule(pl.LightningDataModule):
                 f"{type(self).__name__}: {len(self.train_set)} training samples are fewer than one step's "
                 f"batch_size * n_critic = {self.batch_size} * {self.batches_per_step} = {step_batch}"
             )
-        sampler = BatchSampler(RandomSampler(self.train_set), step_batch, drop_last=True)
-        return DataLoader(self.train_set, batch_size=None, sampler=sampler, num_workers=self.num_workers)
+        if self.shuffle_seed is None:
+            self.shuffle_seed = int(torch.randint(2**62, ()).item())
+        seed = self.shuffle_seed
+        sampler = EpochBatchSampler(len(self.train_set), step_batch, seed, start=self.batches_done)
+        # own generator: the loader's base seed for workers must not draw from the global RNG either
+        rng = torch.Generator().manual_seed(seed)
+        workers = 0 if self.in_memory else self.num_workers  # the samples already lie on the device
+        return DataLoader(
+            self.train_set, batch_size=None, sampler=sampler, num_workers=workers, generator=rng
+        )
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Count the batches that reach a training step (not those a loader prefetched): the position
+        an exact resume starts from."""
+        if self.trainer is not None and self.trainer.training:
+            self.batches_done += 1
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The data order's state, saved by Lightning in every checkpoint."""
+        return {"shuffle_seed": self.shuffle_seed, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restored before the loader is built, so that :meth:`train_dataloader` starts at the next batch."""
+        self.shuffle_seed = state_dict.get("shuffle_seed", self.shuffle_seed)
+        self.batches_done = int(state_dict.get("batches_done", 0))
 
     def real_sample(self, n: int, seed: int = 0) -> Tensor:
         """``n`` training samples drawn without replacement (all of them if fewer), for plots and metrics."""
         self.setup("fit")
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(self.train_set), generator=g)[:n]
-        return self.train_set[idx][0]
+        return self.train_set[idx][0].cpu()

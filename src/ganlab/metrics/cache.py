@@ -72,7 +72,8 @@ def samples_sha256(x: Tensor, index: Tensor, batch_size: int = 4096) -> str:
     """sha256 of the dtype, shape and bytes of ``x[index]``, read in batches."""
     digest = hashlib.sha256(f"{x.dtype}:{(len(index), *x.shape[1:])};".encode())
     for start in range(0, len(index), batch_size):
-        digest.update(x[index[start : start + batch_size]].contiguous().reshape(-1).view(torch.uint8).numpy())
+        chunk = x[index[start : start + batch_size]].cpu()  # in_memory data may lie on the GPU
+        digest.update(chunk.contiguous().reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
 

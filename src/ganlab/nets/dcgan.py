@@ -98,5 +98,9 @@ class DCGANDiscriminator(nn.Module):
         self.features = nn.Sequential(*convs)
         self.head = weight_norm(nn.Linear(ch * start * start, 1), norm)
 
+    def phi(self, x: Tensor) -> Tensor:
+        """The features the linear logit reads, ``(N, head.in_features)``."""
+        return self.features(x).flatten(start_dim=1)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x).flatten(start_dim=1)).squeeze(1)
+        return self.head(self.phi(x)).squeeze(1)

@@ -135,5 +135,9 @@ class ResNetDiscriminator(nn.Module):
         self.blocks = nn.Sequential(*blocks, layers.activation(activation))
         self.head = weight_norm(nn.Linear(width, 1), norm)
 
+    def phi(self, x: Tensor) -> Tensor:
+        """The sum-pooled features the linear logit reads, ``(N, width)``."""
+        return self.blocks(x).sum(dim=(2, 3))
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.blocks(x).sum(dim=(2, 3))).squeeze(1)
+        return self.head(self.phi(x)).squeeze(1)
