@@ -233,8 +233,11 @@ def new_summary(cfg: DictConfig, overrides: list[str] | None) -> dict[str, Any]:
 
 def prepare(cfg: DictConfig, run_dir: Path) -> tuple[GAN, pl.LightningDataModule, ResumePlan]:
     """Everything that can reject a run, in order, before anything is written: the config's values and
-    combinations, the dataset and the networks, the resume (checkpoint and run folder)."""
+    combinations, the callbacks, the dataset and the networks, the resume (checkpoint and run folder)."""
     validate(cfg)
+    for name, node in cfg.callbacks.items():  # built again by build_trainer: here only to fail early
+        if node is not None:
+            _built(f"callbacks.{name}", node)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, datamodule = build(cfg)
     plan = plan_resume(cfg, run_dir, tuple(datamodule.shape))
