@@ -90,6 +90,11 @@ def test_gradient_penalty_with_a_batch_normalised_critic_is_refused_unless_allow
     assert any("allow_bn_with_penalty=true" in r.getMessage() for r in caplog.records)
 
 
+def test_a_callback_that_cannot_be_built(make_cfg):
+    message = rejected(make_cfg, "callbacks.checkpoint.signals=[SIGNOPE]")
+    assert "callbacks.checkpoint" in message and "SIGNOPE" in message and "SIGTERM" in message
+
+
 def test_more_devices_than_the_machine_has(make_cfg):
     message = rejected(make_cfg, "trainer=cpu", "trainer.devices=100000")
     assert "trainer.devices=100000" in message and f"({os.cpu_count()})" in message and "Valid" in message
