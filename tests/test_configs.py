@@ -133,7 +133,8 @@ def test_each_dataset_picks_its_metrics_and_the_command_line_wins(make_cfg):
 
 
 def test_inception_metrics_without_weights_fail_with_where_to_put_them(make_cfg, tmp_path):
-    cfg = make_cfg("data=digits", "model=dcgan", "metrics=inception", f"metrics.inception_weights={tmp_path}/w.pth",
+    weights = f"metrics.inception_weights={tmp_path}/w.pth"
+    cfg = make_cfg("data=digits", "model=dcgan", "metrics=inception", weights,
                    "trainer.max_steps=1")
     with pytest.raises(FileNotFoundError, match="w.pth"):
         train(cfg)

@@ -149,7 +149,10 @@ class GAN(pl.LightningModule):
         return int(self.generator.z_dim)
 
     def configure_optimizers(self) -> Any:
-        optimizers = [self.optim_g(self.generator.parameters()), self.optim_d(self.discriminator.parameters())]
+        optimizers = [
+            self.optim_g(self.generator.parameters()),
+            self.optim_d(self.discriminator.parameters()),
+        ]
         if self.lr_schedule is None:
             return optimizers
         return optimizers, [self.lr_schedule(opt) for opt in optimizers]
@@ -249,7 +252,9 @@ class GAN(pl.LightningModule):
     def _train_step(self, batch: tuple[Tensor, Tensor]) -> None:
         x, y = batch
         if x.shape[0] % self.n_critic:
-            raise ValueError(f"step batch of {x.shape[0]} samples does not split into n_critic={self.n_critic}")
+            raise ValueError(
+                f"step batch of {x.shape[0]} samples does not split into n_critic={self.n_critic}"
+            )
         opt_g, opt_d = self.optimizers()
         d_logs: dict[str, list[Tensor]] = {}
         for real, labels in zip(x.chunk(self.n_critic), y.chunk(self.n_critic), strict=True):
@@ -279,7 +284,11 @@ class GAN(pl.LightningModule):
             fake, fake_labels = self._fakes(real.shape[0])
         real_logits, fake_logits = self.critic(real, real_labels), self.critic(fake, fake_labels)
         loss = self.loss.d_loss(real_logits, fake_logits)
-        logs = {"loss/d": loss.detach(), "D/real": real_logits.detach().mean(), "D/fake": fake_logits.detach().mean()}
+        logs = {
+            "loss/d": loss.detach(),
+            "D/real": real_logits.detach().mean(),
+            "D/fake": fake_logits.detach().mean(),
+        }
         total = loss
         for name, penalty in self.penalties.items():
             if penalty.is_due(self.d_steps):
