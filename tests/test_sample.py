@@ -86,8 +86,6 @@ def test_bad_arguments_exit_2_with_a_clear_message(toy_ckpt, tmp_path, capsys, a
 @pytest.fixture(scope="module")
 def cond_ckpt(tmp_path_factory) -> Path:
     """A conditional digits run with EMA (decay 0.5, so that the average differs from G after 3 steps)."""
-    from conftest import compose_cfg
-
     run = tmp_path_factory.mktemp("cond")
     overrides = ["data=digits", "model=dcgan_cond", "metrics=none", "ema=on", "ema.decay=0.5"]
     train(compose_cfg([*overrides, "trainer.max_steps=3", "optim.g.lr=1e-2"], run))
