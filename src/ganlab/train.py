@@ -25,7 +25,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import hydra
 import pytorch_lightning as pl
@@ -36,7 +36,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import ganlab
-from ganlab.callbacks.checkpoint import Preempted
+from ganlab.callbacks.checkpoint import Checkpoint, Preempted
+from ganlab.callbacks.evaluation import Evaluation
+from ganlab.callbacks.samples import SampleImages
 from ganlab.config import ConfigError, validate
 from ganlab.module import GAN, Diverged
 from ganlab.nets import build_net
@@ -171,9 +173,14 @@ def build_trainer(cfg: DictConfig, run_dir: Path, plan: ResumePlan | None = None
 
 
 # the run -----------------------------------------------------------------------------------------------
-def _callback(trainer: pl.Trainer | None, name: str) -> Any:
+C = TypeVar("C", bound=pl.Callback)
+
+
+def _callback(trainer: pl.Trainer | None, kind: type[C]) -> C | None:
+    """The trainer's callback of class ``kind`` (by type, so a user's callback of the same name is not
+    mistaken for it), or ``None``."""
     for cb in trainer.callbacks if trainer else []:
-        if type(cb).__name__ == name:
+        if isinstance(cb, kind):
             return cb
     return None
 
@@ -183,7 +190,7 @@ def _final_metrics(trainer: pl.Trainer | None) -> dict[str, float]:
     if trainer is None:
         return {}
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k}
-    evaluation = _callback(trainer, "Evaluation")
+    evaluation = _callback(trainer, Evaluation)
     if evaluation is not None:
         metrics.update({k: v for k, v in evaluation.latest.items() if k.startswith("metrics/")})
     return metrics
@@ -319,10 +326,10 @@ def finish_summary(
     summary["finished_at"] = _now()
     summary.update(g_steps=module.g_steps, d_steps=module.d_steps)
     summary["metrics"] = {**summary["metrics"], **_final_metrics(trainer)}
-    evaluation = _callback(trainer, "Evaluation")
+    evaluation = _callback(trainer, Evaluation)
     if evaluation is not None and evaluation.metrics:
         summary["metrics_protocol"] = evaluation.protocols()
-    checkpoint, samples = _callback(trainer, "Checkpoint"), _callback(trainer, "SampleImages")
+    checkpoint, samples = _callback(trainer, Checkpoint), _callback(trainer, SampleImages)
     summary["checkpoint"] = _relative(checkpoint.last if checkpoint else None, run_dir)
     summary["samples"] = _relative(samples.last_path if samples else None, run_dir) or (
         summary["samples"] if summary["samples"] and (run_dir / summary["samples"]).exists() else None
