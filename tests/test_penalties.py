@@ -156,9 +156,9 @@ def test_lazy_penalty_runs_on_exactly_every_kth_discriminator_step_in_training(m
     penalty, due_at = module.penalties["r1"], []
     value = penalty.value
 
-    def recording_value(critic, real, fake):
+    def recording_value(critic, real, fake, noise=None):
         due_at.append(module.d_steps)
-        return value(critic, real, fake)
+        return value(critic, real, fake, noise)
 
     penalty.value = recording_value
     build_trainer(cfg, tmp_path).fit(module, datamodule=datamodule)

@@ -5,8 +5,9 @@ input of D (``ganlab.module.GAN.critic``): the real and the fake batch of a D st
 G step, and the points where a penalty differentiates D (the penalty then sees ``x -> D(T(x))`` and its
 gradient flows through T, as StyleGAN2-ADA computes R1 through its augmentation). So D only ever sees
 transformed samples, real and fake alike, which is what both methods below require. Each transform draws
-its randomness from the generator it is given (the module's checkpointed noise generator), so a run
-stays reproducible.
+its randomness from the :class:`ganlab.noise.BatchNoise` it is given (over the module's checkpointed noise
+generator), so a run stays reproducible, and a run split across processes draws what one process with the
+global batch draws. A plain ``torch.Generator`` (or ``None``, torch's global RNG) is accepted too.
 
 - :class:`InstanceNoise` (penalty group, ``penalty=instance_noise``): Gaussian noise with an annealed
   standard deviation (Sonderby et al. 2017; Arjovsky & Bottou 2017).
@@ -22,15 +23,19 @@ from functools import partial
 import torch
 from torch import Tensor
 
+from ganlab.noise import BatchNoise, as_batch_noise
+
+Noise = BatchNoise | torch.Generator | None
+
 
 class InputTransform:
-    """Base class: ``transform(x, g_step, generator) -> x`` applied to every discriminator input.
+    """Base class: ``transform(x, g_step, noise) -> x`` applied to every discriminator input.
 
     ``g_step`` is the number of generator updates done, for transforms with a schedule; ``logs`` returns
     values to log at that step (e.g. the current noise level).
     """
 
-    def __call__(self, x: Tensor, g_step: int, generator: torch.Generator | None = None) -> Tensor:
+    def __call__(self, x: Tensor, g_step: int, noise: Noise = None) -> Tensor:
         raise NotImplementedError
 
     def logs(self, g_step: int) -> dict[str, float]:
@@ -81,12 +86,12 @@ class InstanceNoise(InputTransform):
         progress = min(g_step / self.anneal_steps, 1.0)
         return self.sigma0 * SCHEDULES[self.schedule](progress, self.rate)
 
-    def __call__(self, x: Tensor, g_step: int, generator: torch.Generator | None = None) -> Tensor:
+    def __call__(self, x: Tensor, g_step: int, noise: Noise = None) -> Tensor:
         sigma = self.sigma(g_step)
         if sigma == 0.0:
             return x
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return x + sigma * noise
+        eps = as_batch_noise(noise).randn(*x.shape, device=x.device, dtype=x.dtype)
+        return x + sigma * eps
 
     def logs(self, g_step: int) -> dict[str, float]:
         return {"noise/sigma": self.sigma(g_step)}
@@ -102,27 +107,27 @@ class InstanceNoise(InputTransform):
 # each a differentiable function of the images drawing its random values per sample.
 
 
-def _per_sample(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _per_sample(x: Tensor, noise: Noise) -> Tensor:
     """``U[0, 1)`` draws of shape ``(N, 1, 1, 1)``."""
-    return torch.rand((x.shape[0], 1, 1, 1), generator=generator, device=x.device, dtype=x.dtype)
+    return as_batch_noise(noise).rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype)
 
 
-def brightness(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def brightness(x: Tensor, noise: Noise = None) -> Tensor:
     """``x + b``, ``b ~ U(-0.5, 0.5)`` per sample."""
-    return x + (_per_sample(x, generator) - 0.5)
+    return x + (_per_sample(x, noise) - 0.5)
 
 
-def saturation(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def saturation(x: Tensor, noise: Noise = None) -> Tensor:
     """``(x - m) s + m``, ``m`` the mean over the channels of each pixel, ``s ~ U(0, 2)`` per sample
     (the identity for one channel)."""
     mean = x.mean(dim=1, keepdim=True)
-    return (x - mean) * (2.0 * _per_sample(x, generator)) + mean
+    return (x - mean) * (2.0 * _per_sample(x, noise)) + mean
 
 
-def contrast(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def contrast(x: Tensor, noise: Noise = None) -> Tensor:
     """``(x - m) c + m``, ``m`` the mean of each image, ``c ~ U(0.5, 1.5)`` per sample."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_per_sample(x, generator) + 0.5) + mean
+    return (x - mean) * (_per_sample(x, noise) + 0.5) + mean
 
 
 def translate(x: Tensor, dy: Tensor, dx: Tensor) -> Tensor:
@@ -138,23 +143,25 @@ def translate(x: Tensor, dy: Tensor, dx: Tensor) -> Tensor:
     return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (N, H, W, C) -> NCHW
 
 
-def translation(x: Tensor, generator: torch.Generator | None = None, ratio: float = 0.125) -> Tensor:
+def translation(x: Tensor, noise: Noise = None, ratio: float = 0.125) -> Tensor:
     """:func:`translate` by offsets drawn uniformly from the integers ``[-s, s]`` per sample and axis,
     ``s = round(ratio * side)`` (1/8 of the image in the paper), zero padding."""
     n, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    dy = torch.randint(-sy, sy + 1, (n,), generator=generator, device=x.device)
-    dx = torch.randint(-sx, sx + 1, (n,), generator=generator, device=x.device)
+    noise = as_batch_noise(noise)
+    dy = noise.randint(-sy, sy + 1, n, device=x.device)
+    dx = noise.randint(-sx, sx + 1, n, device=x.device)
     return translate(x, dy, dx)
 
 
-def cutout(x: Tensor, generator: torch.Generator | None = None, ratio: float = 0.5) -> Tensor:
+def cutout(x: Tensor, noise: Noise = None, ratio: float = 0.5) -> Tensor:
     """Zero a ``round(ratio * H) x round(ratio * W)`` square (half the image side in the paper) centred on
     a pixel drawn uniformly per sample; the square is clipped at the image border."""
     n, _, h, w = x.shape
     size_h, size_w = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    top = torch.randint(0, h, (n, 1), generator=generator, device=x.device) - size_h // 2
-    left = torch.randint(0, w, (n, 1), generator=generator, device=x.device) - size_w // 2
+    noise = as_batch_noise(noise)
+    top = noise.randint(0, h, n, 1, device=x.device) - size_h // 2
+    left = noise.randint(0, w, n, 1, device=x.device) - size_w // 2
     rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
     inside_rows = (rows >= top) & (rows < top + size_h)  # (N, H)
     inside_cols = (cols >= left) & (cols < left + size_w)  # (N, W)
@@ -199,14 +206,14 @@ class DiffAugment(InputTransform):
         options = {translation: {"ratio": self.translation_ratio}, cutout: {"ratio": self.cutout_ratio}}
         self.ops = [partial(op, **options.get(op, {})) for name in names for op in POLICIES[name]]
 
-    def __call__(self, x: Tensor, g_step: int, generator: torch.Generator | None = None) -> Tensor:
+    def __call__(self, x: Tensor, g_step: int, noise: Noise = None) -> Tensor:
         if x.dim() != 4:
             raise ValueError(
                 f"DiffAugment transforms images (N, C, H, W), got a batch of shape {tuple(x.shape)}; "
                 "use augment=null for vector data"
             )
         for op in self.ops:
-            x = op(x, generator=generator)
+            x = op(x, noise=noise)
         return x
 
     def __repr__(self) -> str:

@@ -44,6 +44,7 @@ def validate(cfg: DictConfig) -> None:
     _check_resume(cfg)
     _check_penalties_with_batch_norm(cfg)
     _check_devices(cfg)
+    _check_strategy(cfg)
 
 
 def _check_numbers(cfg: DictConfig) -> None:
@@ -172,4 +173,39 @@ def _check_devices(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.devices={devices!r} asks for more {accelerator} devices than this machine has "
             f"({available}). Valid: a count 1..{available}, ids 0..{available - 1}, -1 or auto."
+        )
+
+
+# strategies ganlab trains with: "auto" (one process, or ganlab's DDP when several devices are asked for) and
+# "ddp" (ganlab.distributed.ReplicaDDPStrategy, started by Lightning, torchrun or SLURM)
+STRATEGIES = ("auto", "ddp")
+
+
+def world_size(cfg: DictConfig) -> int:
+    """The number of training processes the trainer config asks for: devices per node x nodes."""
+    trainer = cfg.trainer
+    requested = _requested_devices(trainer.get("devices", "auto"))
+    if requested is None:
+        requested = max(available_devices(str(trainer.get("accelerator", "auto"))), 1)
+    per_node = len(requested) if isinstance(requested, list) else int(requested)
+    return per_node * int(trainer.get("num_nodes", 1) or 1)
+
+
+def _runs_on_cpu(cfg: DictConfig) -> bool:
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def _check_strategy(cfg: DictConfig) -> None:
+    strategy = cfg.trainer.get("strategy", "auto")
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"trainer.strategy={strategy!r} is not supported: ganlab trains both networks with manual "
+            "optimisation and averages their gradients itself, on full replicas (ganlab.distributed). "
+            f"Valid: {', '.join(STRATEGIES)} (ddp on any number of devices and nodes)."
+        )
+    if cfg.trainer.get("sync_batchnorm", False) and world_size(cfg) > 1 and _runs_on_cpu(cfg):
+        raise ConfigError(
+            "trainer.sync_batchnorm=true on CPU: torch's SyncBatchNorm runs on GPUs only. Valid: "
+            "trainer.sync_batchnorm=false on CPU (each process then normalises its own shard), or GPUs."
         )

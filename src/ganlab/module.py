@@ -14,6 +14,12 @@ extra code), the optimizers and schedulers and its loop counters; :meth:`GAN.on_
 the step counters, the noise generator, the training RNG streams (torch, CUDA, numpy, python) and the
 state of any loss or penalty object that has ``state_dict``/``load_state_dict``. The data order is the
 data module's (``ganlab.data.base``).
+
+Several processes (``trainer.strategy=ddp``, ``ganlab.distributed``): each trains unwrapped replicas on
+its shard of the global batch; every update averages the network's gradients (and the loss) over the
+processes between backward and optimizer step, and every random draw is a row block of a draw for the
+global batch (:class:`ganlab.noise.BatchNoise`), so that the run computes what one process with the
+global batch computes.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ import torch
 from torch import Tensor, nn
 
 from ganlab.augment import InputTransform
+from ganlab.distributed import average_gradients, replica_spread, world
 from ganlab.losses import AdversarialLoss
 from ganlab.nets import is_conditional, run
+from ganlab.noise import BatchNoise
 from ganlab.penalties import Penalty
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -95,8 +103,8 @@ class GAN(pl.LightningModule):
             transform of the penalty group (``ganlab.augment.InstanceNoise``), which joins the transforms.
         n_critic: discriminator updates per generator update.
         clip_grad_norm_g, clip_grad_norm_d: clip each network's gradient norm to this value (``None``: off).
-        noise_seed: seed of the dedicated noise generator (offset by the process rank, so that ranks
-            draw different noise).
+        noise_seed: seed of the dedicated noise generator (the same on every process: each keeps its
+            rows of each global draw, :class:`ganlab.noise.BatchNoise`).
         lr_schedule: optional learning-rate scheduler factory (Hydra ``_partial_``, e.g. cosine annealing)
             applied to each optimizer and stepped once per generator step.
         augment: a transform of every D input (``ganlab.augment.DiffAugment``); see :meth:`critic`.
@@ -142,6 +150,7 @@ class GAN(pl.LightningModule):
         self._noise: torch.Generator | None = None
         self._noise_state: Tensor | None = None
         self._train_rng: dict[str, Any] | None = None  # the training steps' own RNG stream
+        self.replica_max_abs_diff: float | None = None  # set at the end of a multi-process training
         self.run_config: dict[str, Any] = {}
 
     @property
@@ -163,14 +172,20 @@ class GAN(pl.LightningModule):
         """The generator of training noise, on the module's device; its state is checkpointed."""
         if self._noise is None or self._noise.device != self.device:
             self._noise = torch.Generator(device=self.device)
-            self._noise.manual_seed(self.noise_seed + 1_000_003 * self.global_rank)
+            self._noise.manual_seed(self.noise_seed)
             if self._noise_state is not None:
                 self._noise.set_state(self._noise_state)
                 self._noise_state = None
         return self._noise
 
+    @property
+    def batch_noise(self) -> BatchNoise:
+        """Draws from :attr:`noise` of which this process keeps its rows of the global batch."""
+        rank, size = world()
+        return BatchNoise(self.noise, rank, size)
+
     def sample_z(self, n: int) -> Tensor:
-        return torch.randn(n, self.z_dim, device=self.device, generator=self.noise)
+        return self.batch_noise.randn(n, self.z_dim, device=self.device)
 
     @property
     def num_classes(self) -> int | None:
@@ -182,7 +197,7 @@ class GAN(pl.LightningModule):
         (and no draw, so the noise stream is unchanged) otherwise."""
         if self.num_classes is None:
             return None
-        return torch.randint(self.num_classes, (n,), device=self.device, generator=self.noise)
+        return self.batch_noise.randint(0, self.num_classes, n, device=self.device)
 
     def set_sampling_generator(self, net: nn.Module | None) -> None:
         """Make :meth:`generate` draw from ``net`` (an averaged copy of G: ``ganlab.callbacks.ema``) instead
@@ -211,8 +226,9 @@ class GAN(pl.LightningModule):
         Every discriminator input goes through here: the real and the fake batch of a D step, the fake
         batch of a G step, and the points of the penalties, which get ``x -> critic(x, real labels)`` and
         so differentiate through the transforms (``ganlab.augment``)."""
+        noise = self.batch_noise
         for transform in self.transforms:
-            x = transform(x, self.g_steps, self.noise)
+            x = transform(x, self.g_steps, noise)
         return run(self.discriminator, x, labels)
 
     # training ----------------------------------------------------------------------------------------
@@ -267,11 +283,17 @@ class GAN(pl.LightningModule):
         if self.g_steps % self.trainer.log_every_n_steps == 0:
             logs["lr/G"] = torch.tensor(opt_g.param_groups[0]["lr"])
             logs["lr/D"] = torch.tensor(opt_d.param_groups[0]["lr"])
-            self.log_dict(logs, on_step=True, on_epoch=False)
+            # sync_dist: the mean over the processes (no-op on one), i.e. the global batch's values
+            self.log_dict(logs, on_step=True, on_epoch=False, sync_dist=True)
             self.log_dict({"g": logs["loss/g"], "d": logs["loss/d"]}, prog_bar=True, logger=False)
         if self.lr_schedule is not None:  # after logging the rates this step used
             for scheduler in self.lr_schedulers():  # a list: one scheduler per optimizer
                 scheduler.step()
+
+    def on_train_end(self) -> None:
+        """On several processes, measure how far the replicas' parameters differ (0.0: identical)."""
+        if world()[1] > 1:
+            self.replica_max_abs_diff = replica_spread(self)
 
     def _fakes(self, n: int) -> tuple[Tensor, Tensor | None]:
         """``n`` generated samples and their labels (``None`` for an unconditional generator)."""
@@ -293,12 +315,13 @@ class GAN(pl.LightningModule):
         for name, penalty in self.penalties.items():
             if penalty.is_due(self.d_steps):
                 # a conditional critic scores every penalty point with the real labels (as StudioGAN does)
-                value = penalty(lambda points: self.critic(points, real_labels), real, fake)
+                value = penalty(lambda points: self.critic(points, real_labels), real, fake, self.batch_noise)
                 logs[f"penalty/{name}"] = value.detach()
                 total = total + value
-        self._check_finite(total, "discriminator loss")
         opt.zero_grad(set_to_none=True)
         self.manual_backward(total)
+        # averaged over the processes: every one then sees a non-finite loss of any of them
+        self._check_finite(average_gradients(self.discriminator, total.detach()), "discriminator loss")
         logs["grad_norm/D"] = self._clip(opt, self.discriminator, self.clip_grad_norm_d, "D")
         opt.step()
         self.loss.after_d_step(self.discriminator)
@@ -310,9 +333,9 @@ class GAN(pl.LightningModule):
         self.toggle_optimizer(opt)
         fake, labels = self._fakes(batch_size)
         loss = self.loss.g_loss(self.critic(fake, labels))
-        self._check_finite(loss, "generator loss")
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        self._check_finite(average_gradients(self.generator, loss.detach()), "generator loss")
         norm = self._clip(opt, self.generator, self.clip_grad_norm_g, "G")
         opt.step()
         self.untoggle_optimizer(opt)
@@ -364,7 +387,8 @@ class GAN(pl.LightningModule):
         parts = {"loss": self.loss, **{f"penalty/{name}": p for name, p in self.penalties.items()}}
         parts.update({f"transform/{i}": t for i, t in enumerate(getattr(self, "transforms", []))})
         return {
-            key: part for key, part in parts.items()
+            key: part
+            for key, part in parts.items()
             if not isinstance(part, nn.Module) and callable(getattr(part, "state_dict", None))
         }
 

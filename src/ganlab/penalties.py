@@ -6,6 +6,10 @@ a penalty never needs to know the network. ``every = k`` applies the penalty laz
 discriminator step only, with its weight multiplied by k so that its average strength is unchanged
 (Karras et al. 2020, StyleGAN2, appendix B).
 
+Randomness (interpolation weights, perturbations) comes from the ``noise`` argument, a
+:class:`ganlab.noise.BatchNoise` that the module builds over its checkpointed noise generator, so that a
+run split across processes draws what a single process with the global batch draws.
+
 Several penalties combine: each YAML file holds one key, so ``penalty=[gp,r1]`` fills ``penalty.gp`` and
 ``penalty.r1``, and the module adds every due one. A new penalty is one subclass here plus one
 ``conf/penalty/<name>.yaml`` whose single key names it.
@@ -17,6 +21,9 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+from ganlab.distributed import batch_std
+from ganlab.noise import BatchNoise, as_batch_noise
 
 Critic = Callable[[Tensor], Tensor]
 
@@ -43,11 +50,12 @@ class Penalty:
         """Whether the penalty applies at discriminator step ``d_step`` (0-based)."""
         return d_step % self.every == 0
 
-    def __call__(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
-        """Weighted penalty, ``weight * every * value``; call only when :meth:`is_due`."""
-        return self.weight * self.every * self.value(critic, real, fake)
+    def __call__(self, critic: Critic, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
+        """Weighted penalty, ``weight * every * value``; call only when :meth:`is_due`. ``noise``: where
+        random draws come from (``None``: torch's global RNG)."""
+        return self.weight * self.every * self.value(critic, real, fake, as_batch_noise(noise))
 
-    def value(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
+    def value(self, critic: Critic, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -67,9 +75,10 @@ def input_gradients(critic: Critic, x: Tensor) -> Tensor:
     return grad.flatten(start_dim=1)
 
 
-def _uniform_per_sample(x: Tensor) -> Tensor:
+def _uniform_per_sample(x: Tensor, noise: BatchNoise | None) -> Tensor:
     """``U[0, 1]`` draws of shape ``(N, 1, ..., 1)``, broadcasting over one sample's dimensions."""
-    return torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype)
+    ones = (1,) * (x.dim() - 1)
+    return as_batch_noise(noise).rand(x.shape[0], *ones, device=x.device, dtype=x.dtype)
 
 
 class GradientPenalty(Penalty):
@@ -87,13 +96,13 @@ class GradientPenalty(Penalty):
         super().__init__(weight, every)
         self.center = float(center)
 
-    def points(self, real: Tensor, fake: Tensor) -> Tensor:
+    def points(self, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
         """Where the gradient norm is penalised: random interpolates of real and fake samples."""
-        eps = _uniform_per_sample(real)
+        eps = _uniform_per_sample(real, noise)
         return eps * real.detach() + (1.0 - eps) * fake.detach()
 
-    def value(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
-        norms = input_gradients(critic, self.points(real, fake)).norm(2, dim=1)
+    def value(self, critic: Critic, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
+        norms = input_gradients(critic, self.points(real, fake, noise)).norm(2, dim=1)
         return (norms - self.center).pow(2).mean()
 
     def __repr__(self) -> str:
@@ -102,14 +111,15 @@ class GradientPenalty(Penalty):
 
 class DRAGANPenalty(GradientPenalty):
     """DRAGAN (Kodali et al. 2017, "On Convergence and Stability of GANs", eq. 5): the one-centred
-    gradient penalty of :class:`GradientPenalty` in a neighbourhood of the *real* data, to keep D from
-    forming sharp gradients around real points (the mode-collapse mechanism the paper describes).
+        gradient penalty of :class:`GradientPenalty` in a neighbourhood of the *real* data, to keep D from
+        forming sharp gradients around real points (the mode-collapse mechanism the paper describes).
 
-    The paper writes the points as ``x + delta``, ``delta ~ N(0, cI)``; its reference implementation
-    (kodalinaveen3/DRAGAN, followed here) perturbs ``x_p = x + scale * std(x) * u``, ``u ~ U[0, 1]`` per
-    element and ``std(x)`` the standard deviation of all elements of the real batch, then penalises at a
-    random point of the segment, ``x_hat = x + alpha (x_p - x)``, ``alpha ~ U[0, 1]`` per sample. Defaults
-    are the reference's: ``weight`` (lambda) 10, ``scale`` 0.5, ``center`` 1.
+        The paper writes the points as ``x + delta``, ``delta ~ N(0, cI)``; its reference implementation
+        (kodalinaveen3/DRAGAN, followed here) perturbs ``x_p = x + scale * std(x) * u``, ``u ~ U[0, 1]`` per
+        element and ``std(x)`` the standard deviation of all elements of the real batch (the global batch when
+    training on several processes: :func:`ganlab.distributed.batch_std`), then penalises at a
+        random point of the segment, ``x_hat = x + alpha (x_p - x)``, ``alpha ~ U[0, 1]`` per sample. Defaults
+        are the reference's: ``weight`` (lambda) 10, ``scale`` 0.5, ``center`` 1.
     """
 
     def __init__(self, weight: float = 10.0, scale: float = 0.5, center: float = 1.0, every: int = 1) -> None:
@@ -118,10 +128,11 @@ class DRAGANPenalty(GradientPenalty):
             raise ValueError(f"DRAGANPenalty: scale must be > 0, got {scale}")
         self.scale = float(scale)
 
-    def points(self, real: Tensor, fake: Tensor) -> Tensor:
-        real = real.detach()
-        perturbed = real + self.scale * real.std(correction=0) * torch.rand_like(real)
-        return real + _uniform_per_sample(real) * (perturbed - real)
+    def points(self, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
+        real, noise = real.detach(), as_batch_noise(noise)
+        u = noise.rand(*real.shape, device=real.device, dtype=real.dtype)
+        perturbed = real + self.scale * batch_std(real) * u
+        return real + _uniform_per_sample(real, noise) * (perturbed - real)
 
     def __repr__(self) -> str:
         return (
@@ -144,18 +155,18 @@ class R1Penalty(Penalty):
     def __init__(self, weight: float = 5.0, every: int = 1) -> None:
         super().__init__(weight, every)
 
-    def points(self, real: Tensor, fake: Tensor) -> Tensor:
+    def points(self, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
         """Where the gradient is penalised: the real batch."""
         return real
 
-    def value(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
-        return input_gradients(critic, self.points(real, fake)).pow(2).sum(dim=1).mean()
+    def value(self, critic: Critic, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
+        return input_gradients(critic, self.points(real, fake, noise)).pow(2).sum(dim=1).mean()
 
 
 class R2Penalty(R1Penalty):
     """Zero-centred gradient penalty on generated data (Mescheder et al. 2018, eq. 10):
     ``value = E_{z} ||grad D(G(z))||_2^2``; ``weight = gamma / 2`` as for :class:`R1Penalty`."""
 
-    def points(self, real: Tensor, fake: Tensor) -> Tensor:
+    def points(self, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
         """Where the gradient is penalised: the generated batch (no gradient flows into G)."""
         return fake

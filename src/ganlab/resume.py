@@ -149,15 +149,17 @@ def _check_not_in_use(previous: dict[str, Any] | None, run_dir: Path) -> None:
     )
 
 
+def _resume_value(cfg: DictConfig) -> Any:
+    """``cfg.resume``, with the keywords lower-cased."""
+    value = cfg.get("resume", "auto")
+    keywords = ("auto", "never", "null", "none")
+    return value.lower() if isinstance(value, str) and value.lower() in keywords else value
+
+
 def plan_resume(cfg: DictConfig, run_dir: Path, data_shape: tuple[int, ...]) -> ResumePlan:
     """Decide where the run starts from, before anything is written; :class:`ConfigError` when the
     ``resume`` value, the checkpoint or the run folder forbids it."""
-    value = cfg.get("resume", "auto")
-    value = (
-        value.lower()
-        if isinstance(value, str) and value.lower() in ("auto", "never", "null", "none")
-        else value
-    )
+    value = _resume_value(cfg)
     previous = read_previous_summary(run_dir)
     _check_not_in_use(previous, run_dir)
     own = checkpoint_path(cfg, run_dir)
@@ -192,6 +194,19 @@ def plan_resume(cfg: DictConfig, run_dir: Path, data_shape: tuple[int, ...]) -> 
             "resume=auto to continue the run in this folder."
         )
     return _plan_from(path, cfg, data_shape, f"resume={value!r}", previous if same_run else None)
+
+
+def plan_replica(cfg: DictConfig, run_dir: Path, data_shape: tuple[int, ...]) -> ResumePlan:
+    """The plan of a process other than rank 0 of a multi-process run, which rank 0 has already planned
+    and checked (:func:`plan_resume`; its summary.json now says the folder is in use): the checkpoint
+    ``resume`` names, or a fresh start. Reads, never writes."""
+    value = _resume_value(cfg)
+    if value in NEVER:
+        return ResumePlan()
+    own = checkpoint_path(cfg, run_dir)
+    if value == "auto":
+        return _plan_from(own, cfg, data_shape, "resume=auto", None) if own.exists() else ResumePlan()
+    return _plan_from(Path(str(value)).expanduser(), cfg, data_shape, f"resume={value!r}", None)
 
 
 def _plan_from(

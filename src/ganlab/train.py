@@ -39,7 +39,8 @@ import ganlab
 from ganlab.callbacks.checkpoint import Checkpoint, Preempted
 from ganlab.callbacks.evaluation import Evaluation
 from ganlab.callbacks.samples import SampleImages
-from ganlab.config import ConfigError, validate
+from ganlab.config import ConfigError, validate, world_size
+from ganlab.distributed import ReplicaDDPStrategy, launched_externally, started_as_rank_zero
 from ganlab.module import GAN, Diverged
 from ganlab.nets import build_net
 from ganlab.resume import (
@@ -47,6 +48,7 @@ from ganlab.resume import (
     ResumePlan,
     discard_fresh_folder,
     is_fresh_folder,
+    plan_replica,
     plan_resume,
     truncate_csv,
     write_hydra_files,
@@ -87,12 +89,14 @@ def _build_data(cfg: DictConfig) -> pl.LightningDataModule:
         datamodule.setup("fit")
     except (OSError, ValueError, RuntimeError, EOFError) as exc:
         raise ConfigError(f"data={_choice('data')}: the dataset cannot be loaded: {exc}") from exc
-    n, step_batch = len(datamodule.train_set), cfg.data.batch_size * cfg.n_critic
+    processes = world_size(cfg)
+    n, step_batch = len(datamodule.train_set), cfg.data.batch_size * cfg.n_critic * processes
     if n < step_batch:
+        on = f" on {processes} processes" if processes > 1 else ""
         raise ConfigError(
-            f"data.batch_size={cfg.data.batch_size} with n_critic={cfg.n_critic}: one step needs "
+            f"data.batch_size={cfg.data.batch_size} with n_critic={cfg.n_critic}{on}: one step needs "
             f"{step_batch} samples but data={_choice('data')} has {n}. "
-            f"Valid: data.batch_size * n_critic <= {n}."
+            f"Valid: data.batch_size * n_critic{' * processes' if on else ''} <= {n}."
         )
     return datamodule
 
@@ -167,8 +171,17 @@ def build_trainer(cfg: DictConfig, run_dir: Path, plan: ResumePlan | None = None
     max_steps = cfg.trainer.max_steps * per_g_step
     if plan is not None and plan.ckpt_path is not None:
         max_steps = plan.global_step + max(cfg.trainer.max_steps - plan.g_steps, 0) * per_g_step
+    extra: dict[str, Any] = {}
+    if cfg.trainer.get("strategy", "auto") == "ddp" or world_size(cfg) > 1:
+        extra["strategy"] = ReplicaDDPStrategy()  # no DistributedDataParallel wrapper: ganlab.distributed
     return instantiate(
-        cfg.trainer, max_steps=max_steps, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
+        cfg.trainer,
+        max_steps=max_steps,
+        logger=loggers,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        use_distributed_sampler=False,  # the data module shards the data itself (ganlab.data.base)
+        **extra,
     )
 
 
@@ -216,6 +229,8 @@ def new_summary(cfg: DictConfig, overrides: list[str] | None) -> dict[str, Any]:
         "status": "running",
         "g_steps": 0,
         "d_steps": 0,
+        "world_size": 1,
+        "replica_max_abs_diff": None,
         "wall_s": 0.0,
         "seed": int(cfg.seed) if isinstance(cfg.get("seed"), int) else cfg.get("seed"),
         "overrides": list(overrides or []),
@@ -238,16 +253,37 @@ def new_summary(cfg: DictConfig, overrides: list[str] | None) -> dict[str, Any]:
     }
 
 
+def _check_multirun_processes(cfg: DictConfig) -> None:
+    """Lightning starts the extra processes of a run by rerunning the command line: inside a local
+    multirun that would rerun the whole sweep. Allowed when a launcher started them (SLURM, torchrun)."""
+    if _in_multirun() and world_size(cfg) > 1 and not launched_externally():
+        raise ConfigError(
+            f"trainer.devices={cfg.trainer.devices} (with trainer.num_nodes={cfg.trainer.num_nodes}) in a "
+            "multirun (-m) started by hand: Lightning would start each extra process by rerunning the whole "
+            "sweep command. Valid: run each configuration as its own command, or launch the sweep with "
+            "hydra/launcher=slurm and hydra.launcher.tasks_per_node=<devices> (SLURM starts one process per "
+            "device)."
+        )
+
+
 def prepare(cfg: DictConfig, run_dir: Path) -> tuple[GAN, pl.LightningDataModule, ResumePlan]:
     """Everything that can reject a run, in order, before anything is written: the config's values and
-    combinations, the callbacks, the dataset and the networks, the resume (checkpoint and run folder)."""
+    combinations, the callbacks, the dataset and the networks, the resume (checkpoint and run folder).
+
+    A process other than rank 0 of a multi-process run builds the same things but leaves the run folder
+    to rank 0, which checked it and may already have written to it: it continues from the checkpoint the
+    ``resume`` value names (:func:`ganlab.resume.plan_replica`)."""
     validate(cfg)
+    _check_multirun_processes(cfg)
     for name, node in cfg.callbacks.items():  # built again by build_trainer: here only to fail early
         if node is not None:
             _built(f"callbacks.{name}", node)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, datamodule = build(cfg)
-    plan = plan_resume(cfg, run_dir, tuple(datamodule.shape))
+    if started_as_rank_zero():
+        plan = plan_resume(cfg, run_dir, tuple(datamodule.shape))
+    else:
+        plan = plan_replica(cfg, run_dir, tuple(datamodule.shape))
     return module, datamodule, plan
 
 
@@ -325,6 +361,8 @@ def finish_summary(
     summary["wall_s"] = round(time.perf_counter() - started, 3)
     summary["finished_at"] = _now()
     summary.update(g_steps=module.g_steps, d_steps=module.d_steps)
+    summary["world_size"] = trainer.world_size if trainer is not None else summary["world_size"]
+    summary["replica_max_abs_diff"] = module.replica_max_abs_diff
     summary["metrics"] = {**summary["metrics"], **_final_metrics(trainer)}
     evaluation = _callback(trainer, Evaluation)
     if evaluation is not None and evaluation.metrics:
@@ -334,7 +372,7 @@ def finish_summary(
     summary["samples"] = _relative(samples.last_path if samples else None, run_dir) or (
         summary["samples"] if summary["samples"] and (run_dir / summary["samples"]).exists() else None
     )
-    if trainer is None or trainer.is_global_zero:
+    if trainer.is_global_zero if trainer is not None else started_as_rank_zero():
         write_summary(run_dir, summary)
 
 
@@ -347,11 +385,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     run_dir = Path(cfg.paths.output_dir)
     started = time.perf_counter()
     summary = new_summary(cfg, overrides)
+    rank_zero = started_as_rank_zero()
     try:
         module, datamodule, plan = prepare(cfg, run_dir)
     except ConfigError as exc:
+        if not rank_zero:
+            raise
         return reject(cfg, run_dir, summary, exc)
-    started -= start_run(cfg, run_dir, plan, summary)
+    if rank_zero:
+        started -= start_run(cfg, run_dir, plan, summary)
     trainer: pl.Trainer | None = None
     exit_code: int | None = None
     try:

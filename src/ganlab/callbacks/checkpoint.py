@@ -46,6 +46,8 @@ class Checkpoint(pl.Callback):
     timing out a job) are handled while training runs: the current step finishes, a checkpoint is saved,
     the handler that was installed before training for that signal is called (submitit's, which requeues
     the job and exits), and :class:`Preempted` ends the run (status ``interrupted``) before the next step.
+    On several processes the decision is shared (one boolean all-reduce per step): a signal to any
+    process stops all of them after the same step, so none waits forever in a collective.
     This replaces, for that time, Lightning's own SIGTERM handler, which stops without saving (and its
     SIGUSR1 handler, installed only under SLURM with auto-requeue). ``resume=auto`` continues the run when
     the requeued job starts again.
@@ -96,6 +98,10 @@ class Checkpoint(pl.Callback):
         self._previous_handlers = {}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.world_size > 1:  # all processes stop after the same step when any got a signal
+            stop = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+            if stop and self.received is None:
+                self.received = self.signals[0] if self.signals else signal.SIGTERM
         due = self.every and pl_module.g_steps % self.every == 0
         if (due or self.received is not None) and self.saved_at != pl_module.g_steps:
             self.save(trainer, pl_module)

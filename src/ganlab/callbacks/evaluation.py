@@ -19,6 +19,10 @@ class Evaluation(pl.Callback):
 
     ``metrics`` maps a name to a factory called with ``datamodule=`` (Hydra ``_partial_``), so that a
     metric can read what it needs from the data (mode means, a reference set, ...).
+
+    On several processes each generates a contiguous block of the batches (all draw the same fixed noise)
+    and the metrics' states are gathered across processes when computed (torchmetrics), so that the
+    numbers are those of all ``n_samples``, in the same order as on one process.
     """
 
     def __init__(
@@ -46,9 +50,9 @@ class Evaluation(pl.Callback):
 
     def protocols(self) -> dict[str, dict[str, Any]]:
         """How each metric was computed (feature net, sample counts, ...), to store beside its numbers."""
-        common = {"n_fake": self.n_samples, "fake_seed": self.seed}
+        common = {"n_fake": self.n_samples, "fake_seed": self.seed}  # over all processes
         return {
-            name: {**common, **(metric.protocol() if hasattr(metric, "protocol") else {})}
+            name: {**(metric.protocol() if hasattr(metric, "protocol") else {}), **common}
             for name, metric in self.metrics.items()
         }
 
@@ -70,9 +74,14 @@ class Evaluation(pl.Callback):
         for metric in self.metrics.values():
             metric.reset()
             metric.to(pl_module.device)
-        for start in range(0, self.n_samples, self.batch_size):
+        starts = range(0, self.n_samples, self.batch_size)
+        rank, size = trainer.global_rank, trainer.world_size
+        for b, start in enumerate(starts):
             n = min(self.batch_size, self.n_samples - start)
-            fake = pl_module.generate(torch.randn(n, pl_module.z_dim, generator=g))
+            z = torch.randn(n, pl_module.z_dim, generator=g)  # every process draws all, in order
+            if b * size // len(starts) != rank:  # this process's contiguous block of batches
+                continue
+            fake = pl_module.generate(z)
             for metric in self.metrics.values():
                 metric.update(fake)
         values: dict[str, float] = {}

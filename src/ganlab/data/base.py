@@ -51,16 +51,45 @@ class EpochBatchSampler(Sampler[list[int]]):
     batch is handed out (a loader of known length is not asked for more); an iteration abandoned before
     that and started again replays the same epoch from the same batch, so a second ``iter()`` of an epoch
     never skips data.
+
+    Several processes (``world_size`` > 1): ``batch_size`` is one process's batch; each batch of the
+    permutation is the *global* batch of ``world_size * batch_size`` indices, seen as ``chunks`` slices
+    (one per critic update) each split into ``world_size`` equal parts, and rank ``rank`` gets its part of
+    every slice. So its ``k``-th critic update trains on its rows of the ``k``-th slice, exactly the
+    shard of the batch a single process with the global batch uses for that update.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0) -> None:
-        if n < batch_size:
-            raise ValueError(f"EpochBatchSampler: {n} samples are fewer than one batch of {batch_size}")
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        start: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        chunks: int = 1,
+    ) -> None:
         self.n, self.batch_size, self.seed = int(n), int(batch_size), int(seed)
+        self.rank, self.world_size, self.chunks = int(rank), int(world_size), int(chunks)
+        if self.batch_size % self.chunks:
+            raise ValueError(
+                f"EpochBatchSampler: batch_size={batch_size} does not split into {chunks} chunks"
+            )
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"EpochBatchSampler: rank must be in [0, {world_size}), got {rank}")
+        if n < self.global_batch:
+            raise ValueError(
+                f"EpochBatchSampler: {n} samples are fewer than one global batch of {self.global_batch} "
+                f"({world_size} process(es) x {batch_size})"
+            )
         self.epoch, self.skip = divmod(int(start), len(self))
 
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
+
     def __len__(self) -> int:
-        return self.n // self.batch_size
+        return self.n // self.global_batch
 
     def order(self, epoch: int) -> Tensor:
         """The permutation of epoch ``epoch``: a function of ``(seed, epoch)`` alone."""
@@ -73,7 +102,10 @@ class EpochBatchSampler(Sampler[list[int]]):
         for b in range(skip, len(self)):
             if b == len(self) - 1:
                 self.epoch, self.skip = epoch + 1, 0
-            yield perm[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+            batch = perm[b * self.global_batch : (b + 1) * self.global_batch]
+            if self.world_size > 1:  # (chunks, world, rows) -> this rank's rows of every chunk
+                batch = batch.view(self.chunks, self.world_size, -1)[:, self.rank].reshape(-1)
+            yield batch.tolist()
 
 
 class GANDataModule(pl.LightningDataModule):
@@ -84,7 +116,9 @@ class GANDataModule(pl.LightningDataModule):
     ``batch_size * batches_per_step`` samples. ``batches_per_step`` is set by ganlab.train to ``n_critic``.
     Batches are drawn without replacement and the last incomplete one is dropped, in an order fixed by
     ``shuffle_seed`` and the epoch (:class:`EpochBatchSampler`; ganlab.train passes ``seed=``; ``None``
-    draws one from the global torch RNG). The module counts the batches handed to training steps and
+    draws one from the global torch RNG). ``batch_size`` is per process: training on ``W`` processes, each
+    takes its shard of a global batch of ``W * batch_size`` per critic update. The module counts the
+    batches handed to training steps and
     saves that count and the seed in checkpoints (:meth:`state_dict`), so that a resumed run continues
     with the very batch an uninterrupted run would have seen next.
 
@@ -144,7 +178,16 @@ class GANDataModule(pl.LightningDataModule):
         if self.shuffle_seed is None:
             self.shuffle_seed = int(torch.randint(2**62, ()).item())
         seed = self.shuffle_seed
-        sampler = EpochBatchSampler(len(self.train_set), step_batch, seed, start=self.batches_done)
+        rank, size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        sampler = EpochBatchSampler(
+            len(self.train_set),
+            step_batch,
+            seed,
+            start=self.batches_done,
+            rank=rank,
+            world_size=size,
+            chunks=self.batches_per_step,
+        )
         # own generator: the loader's base seed for workers must not draw from the global RNG either
         rng = torch.Generator().manual_seed(seed)
         workers = 0 if self.in_memory else self.num_workers  # the samples already lie on the device
