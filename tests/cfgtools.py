@@ -38,8 +38,8 @@ def tiny_model(cfg: DictConfig) -> None:
         if "z_dim" in cfg.model:
             cfg.model.z_dim = min(cfg.model.z_dim, 8)
         cfg.data.batch_size = 8
-        if "n_train" in cfg.data:
-            cfg.data.n_train = 512
+        if "n_train" in cfg.data:  # at most 512 samples (an override asking fewer is kept)
+            cfg.data.n_train = min(cfg.data.n_train, 512)
 
 
 def compose_cfg(overrides: list[str], run_dir: Path, tiny: bool = True) -> DictConfig:

@@ -85,6 +85,18 @@ def test_n_steps_then_resume_to_2n_equals_2n_uninterrupted(make_cfg, tmp_path, l
 EXTRAS = ["ema/on", "augment/diffaug", "penalty/instance_noise", "penalty/r1"]
 
 
+def test_resume_from_a_checkpoint_at_the_very_end_of_an_epoch_repeats_no_batch(make_cfg, tmp_path):
+    """6 step batches per epoch, a periodic checkpoint after exactly 6 steps (saved in the batch-end
+    hooks, as a preempted or killed run has). Lightning, resumed there, ends its
+    next "epoch" after one batch and asks for a new iterator: the data must continue, not repeat."""
+    args = ["loss=hinge", "callbacks.checkpoint.every=2", *SMALL]
+    train(make_cfg(*args, "trainer.max_steps=14", run_dir=tmp_path / "full"))
+    train(make_cfg(*args, "trainer.max_steps=6", run_dir=tmp_path / "split"))
+    second = train(make_cfg(*args, "trainer.max_steps=14", run_dir=tmp_path / "split"))
+    assert second["g_steps"] == 14
+    assert_same(future_state(load(tmp_path / "full")), future_state(load(tmp_path / "split")))
+
+
 @pytest.mark.skipif(not all((CONF_DIR / f"{e}.yaml").exists() for e in EXTRAS), reason="needs " + str(EXTRAS))
 def test_resume_is_exact_with_an_ema_generator_augmentation_and_instance_noise(make_cfg, tmp_path):
     """Everything stateful at once: the EMA copy of G (a callback's state), DiffAugment and instance noise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -47,10 +47,15 @@ class EpochBatchSampler(Sampler[list[int]]):
     Why: an exact resume must see the same batches as an uninterrupted run. ``RandomSampler`` draws its
     order from the global RNG at the start of each epoch, so the order after a resume depends on whatever
     else drew from that RNG; here epoch ``e`` is always the permutation of ``torch.randperm`` seeded by
-    ``(seed, e)``, and ``start`` batches already consumed are skipped. The epoch advances when its last
-    batch is handed out (a loader of known length is not asked for more); an iteration abandoned before
-    that and started again replays the same epoch from the same batch, so a second ``iter()`` of an epoch
-    never skips data.
+    ``(seed, e)``, and ``start`` batches already consumed are skipped.
+
+    ``start`` may be a callable returning the number of batches *trained on* so far (the data module's
+    count): each ``iter()`` then starts at exactly the next batch to train on, whenever the loop calling it
+    decides an epoch ended or a prefetched batch was dropped. (Lightning, resumed from a checkpoint saved
+    at the very end of an epoch, ends its next "epoch" after one batch and asks for a new iterator; a
+    sampler tracking epochs by itself would then repeat that batch.) With an integer ``start``, the epoch
+    advances when its last batch is handed out, and an iteration abandoned before that and started again
+    replays the same epoch from the same batch.
 
     Several processes (``world_size`` > 1): ``batch_size`` is one process's batch; each batch of the
     permutation is the *global* batch of ``world_size * batch_size`` indices, seen as ``chunks`` slices
@@ -64,7 +69,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         n: int,
         batch_size: int,
         seed: int,
-        start: int = 0,
+        start: int | Callable[[], int] = 0,
         rank: int = 0,
         world_size: int = 1,
         chunks: int = 1,
@@ -82,7 +87,8 @@ class EpochBatchSampler(Sampler[list[int]]):
                 f"EpochBatchSampler: {n} samples are fewer than one global batch of {self.global_batch} "
                 f"({world_size} process(es) x {batch_size})"
             )
-        self.epoch, self.skip = divmod(int(start), len(self))
+        self.position = start if callable(start) else None
+        self.epoch, self.skip = divmod(0 if callable(start) else int(start), len(self))
 
     @property
     def global_batch(self) -> int:
@@ -97,6 +103,8 @@ class EpochBatchSampler(Sampler[list[int]]):
         return torch.randperm(self.n, generator=torch.Generator().manual_seed(int(mixed)))
 
     def __iter__(self) -> Iterator[list[int]]:
+        if self.position is not None:
+            self.epoch, self.skip = divmod(int(self.position()), len(self))
         epoch, skip = self.epoch, self.skip
         perm = self.order(epoch)
         for b in range(skip, len(self)):
@@ -183,7 +191,7 @@ class GANDataModule(pl.LightningDataModule):
             len(self.train_set),
             step_batch,
             seed,
-            start=self.batches_done,
+            start=self.trained_batches,
             rank=rank,
             world_size=size,
             chunks=self.batches_per_step,
@@ -194,6 +202,10 @@ class GANDataModule(pl.LightningDataModule):
         return DataLoader(
             self.train_set, batch_size=None, sampler=sampler, num_workers=workers, generator=rng
         )
+
+    def trained_batches(self) -> int:
+        """Batches handed to training steps so far: where the next iteration of the data starts."""
+        return self.batches_done
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Count the batches that reach a training step (not those a loader prefetched): the position

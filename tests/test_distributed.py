@@ -1,0 +1,260 @@
+"""Multi-process (DDP) training: batch-sharded noise and data, and 2 gloo processes on CPU against one
+process fed the same global batches and noise.
+
+Tolerance of the 2-process vs 1-process comparisons: float32 parameters agree to ``atol=1e-5`` (plus
+``rtol=1e-4``) after the runs below. The two runs compute the same sums in another order (two shard means
+averaged by an all-reduce against one mean over the global batch): each update differs by a few float32
+ulps (measured: max |diff| 6e-8 over all parameters after 6 WGAN-GP steps), far below a learning-rate
+step (1e-4 .. 1e-3), so any real error (a wrong shard, noise, reduction or a missing penalty term) shows.
+The replicas of the 2 processes must be identical, bit for bit: ``replica_max_abs_diff == 0.0``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cfgtools import compose_cfg
+from ganlab.augment import DiffAugment, InstanceNoise
+from ganlab.config import ConfigError, validate
+from ganlab.data.base import EpochBatchSampler
+from ganlab.noise import BatchNoise
+from ganlab.penalties import GradientPenalty
+from ganlab.train import build, build_trainer, train
+
+ATOL, RTOL = 1e-5, 1e-4
+
+
+# batch-sharded randomness and data (one process) --------------------------------------------------------
+def shards(seed: int, world_size: int) -> list[BatchNoise]:
+    return [BatchNoise(torch.Generator().manual_seed(seed), r, world_size) for r in range(world_size)]
+
+
+@pytest.mark.parametrize("draw", ["randn", "rand", "randint"])
+def test_ranks_together_draw_exactly_what_one_process_draws_for_the_global_batch(draw):
+    def take(noise: BatchNoise, n: int) -> torch.Tensor:
+        return noise.randint(-3, 4, n, 5) if draw == "randint" else getattr(noise, draw)(n, 5)
+
+    whole = take(BatchNoise(torch.Generator().manual_seed(4)), 12)
+    parts = [take(noise, 4) for noise in shards(4, 3)]
+    assert torch.equal(torch.cat(parts), whole)
+    assert not torch.equal(parts[0], parts[1])  # the ranks draw different values
+
+
+def test_penalty_points_and_transforms_of_the_shards_are_those_of_the_global_batch():
+    real, fake = torch.randn(8, 3, 8, 8), torch.randn(8, 3, 8, 8)
+    # (DRAGAN also needs the std of the global batch: checked by the 2-process run "vanilla+dragan")
+    whole = GradientPenalty().points(real, fake, BatchNoise(torch.Generator().manual_seed(1)))
+    parts = [
+        GradientPenalty().points(real[4 * r : 4 * r + 4], fake[4 * r : 4 * r + 4], noise)
+        for r, noise in enumerate(shards(1, 2))
+    ]
+    torch.testing.assert_close(torch.cat(parts), whole, rtol=0, atol=0)
+    for transform in (DiffAugment(), InstanceNoise(sigma0=0.5)):
+        whole = transform(real, 0, BatchNoise(torch.Generator().manual_seed(2)))
+        parts = [transform(real[4 * r : 4 * r + 4], 0, n) for r, n in enumerate(shards(2, 2))]
+        torch.testing.assert_close(torch.cat(parts), whole, rtol=0, atol=0)
+
+
+def test_each_rank_gets_its_rows_of_every_critic_chunk_of_the_global_batch():
+    """Per process 2 critic chunks of 3 samples, 2 processes: the single process with the global batch
+    (2 chunks of 6) trains its k-th critic update on chunk k; rank r must get rows 3r..3r+2 of it."""
+    one = EpochBatchSampler(40, 12, seed=5, chunks=2)
+    ranks = [EpochBatchSampler(40, 6, seed=5, rank=r, world_size=2, chunks=2) for r in range(2)]
+    assert len(one) == len(ranks[0]) == len(ranks[1]) == 3
+    for step in zip(one, *ranks, strict=True):
+        global_batch, mine = step[0], step[1:]
+        for k in range(2):
+            chunk = global_batch[6 * k : 6 * k + 6]
+            assert [b[3 * k : 3 * k + 3] for b in mine] == [chunk[:3], chunk[3:]]
+        assert not set(mine[0]) & set(mine[1])
+    # a resumed sampler continues at the same global batch
+    late = EpochBatchSampler(40, 6, seed=5, start=4, rank=1, world_size=2, chunks=2)
+    assert next(iter(late)) == list(ranks[1])[1]
+
+
+# validation -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["trainer.strategy=ddp_spawn"], ["trainer.strategy='ddp_spawn'", "Valid: auto, ddp"]),
+        (["trainer.strategy=fsdp"], ["trainer.strategy='fsdp'", "Valid: auto, ddp"]),
+        (
+            ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=true"],
+            ["trainer.sync_batchnorm=true", "GPUs only", "Valid: trainer.sync_batchnorm=false"],
+        ),
+    ],
+)
+def test_unsupported_strategies_and_sync_batchnorm_on_cpu_are_refused(overrides, words, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        validate(compose_cfg(overrides, tmp_path / "run"))
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_a_dataset_smaller_than_the_global_batch_is_refused_before_anything_is_written(tmp_path):
+    cfg = compose_cfg(
+        ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"], tmp_path / "run"
+    )
+    cfg.data.n_train, cfg.data.batch_size = 24, 8  # one process would fit (8), two need 16 * n_critic 2
+    cfg.n_critic = 2
+    with pytest.raises(ConfigError, match=r"n_critic=2 on 2 processes: one step needs 32 samples"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_sync_batchnorm_is_selectable_and_converts_every_batch_norm(tmp_path):
+    cfg = compose_cfg(
+        [
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+            "trainer.sync_batchnorm=true",
+            "model.generator.norm=batch",
+        ],
+        tmp_path / "run",
+    )
+    module, _ = build(cfg)
+    trainer = build_trainer(cfg, tmp_path / "run")
+    assert type(trainer.strategy).__name__ == "ReplicaDDPStrategy"
+    converted = trainer.strategy._layer_sync.apply(module)
+    kinds = {type(m).__name__ for m in converted.modules()}
+    assert "SyncBatchNorm" in kinds and "BatchNorm1d" not in kinds
+
+
+# 2 gloo processes against 1 ------------------------------------------------------------------------------
+COMMON = [
+    "trainer.accelerator=cpu",
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",
+    "sample_every=0",
+    "callbacks.evaluation.n_samples=200",
+    "callbacks.evaluation.batch_size=50",
+]
+TOY = [
+    "data=ring8",
+    "data.n_train=512",
+    "model.generator.width=16",
+    "model.discriminator.width=16",
+    "model.generator.depth=2",
+    "model.discriminator.depth=2",
+]
+
+
+def cli(run_dir: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, int]:
+    """``python -m ganlab.train`` and the pid of the process started (rank 0; Lightning starts rank 1)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
+    cmd = [sys.executable, "-m", "ganlab.train", *COMMON, *overrides, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), proc.pid
+
+
+def two_processes(run_dir: Path, batch: int, *overrides: str) -> dict:
+    proc, pid = cli(
+        run_dir, "trainer.devices=2", "trainer.strategy=ddp", f"data.batch_size={batch}", *overrides
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["pid"] == pid  # written by rank 0, the process started here
+    return summary
+
+
+def one_process(run_dir: Path, batch: int, *overrides: str) -> dict:
+    """The reference, in this process (a subprocess costs seconds of imports)."""
+    cfg = compose_cfg([*COMMON, *overrides, f"data.batch_size={batch}"], run_dir, tiny=False)
+    return train(cfg)
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
+
+
+def assert_same_run(ddp: Path, single: Path, ddp_summary: dict, single_summary: dict) -> None:
+    a, b = weights(ddp), weights(single)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=ATOL, rtol=RTOL, msg=key)
+    assert ddp_summary["world_size"] == 2 and ddp_summary["replica_max_abs_diff"] == 0.0
+    assert (ddp_summary["g_steps"], ddp_summary["d_steps"]) == (
+        single_summary["g_steps"],
+        single_summary["d_steps"],
+    )
+    for key, value in single_summary[
+        "metrics"
+    ].items():  # losses logged as global means; metrics over all samples
+        if value is None or math.isnan(value):  # undefined (null in summary.json) in both
+            assert ddp_summary["metrics"][key] is None, key
+        else:
+            assert ddp_summary["metrics"][key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
+    assert sorted(p.name for p in (ddp / "checkpoints").iterdir()) == ["last.ckpt"]  # rank 0 only, no tmp
+
+
+CASES = {
+    "vanilla+dragan": ["loss=vanilla", "penalty=dragan"],
+    "non_saturating+gp+r1": ["loss=non_saturating", "penalty=[gp,r1]", "n_critic=2"],
+    "wgan_gp": ["loss=wgan_gp"],
+    "hinge+r2+instance_noise": ["loss=hinge", "penalty=[r2,instance_noise]"],
+    "lsgan+lazy_r1": ["loss=lsgan", "penalty=r1", "penalty.r1.every=2", "n_critic=2"],
+    "wgan(clip)": ["loss=wgan"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_processes_train_what_one_process_trains_on_the_global_batch(case, tmp_path):
+    overrides = [*TOY, *CASES[case], "trainer.max_steps=6"]
+    ddp = two_processes(tmp_path / "ddp", 16, *overrides)
+    single = one_process(tmp_path / "one", 32, *overrides)
+    assert_same_run(tmp_path / "ddp", tmp_path / "one", ddp, single)
+
+
+@pytest.mark.slow
+def test_conditional_images_with_augmentation_ema_and_fid_over_both_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANLAB_CACHE", str(tmp_path / "cache"))
+    overrides = [
+        "data=digits",
+        "model=dcgan_cond",
+        "model.z_dim=8",
+        "model.generator.embed_dim=4",
+        "model.generator.width=8",
+        "model.discriminator.width=8",
+        "model.generator.norm=none",
+        "model.discriminator.norm=none",
+        "augment=diffaug",
+        "ema=on",
+        "ema.decay=0.5",
+        "loss=hinge",
+        "trainer.max_steps=4",
+    ]
+    ddp = two_processes(tmp_path / "ddp", 8, *overrides)
+    single = one_process(tmp_path / "one", 16, *overrides)
+    assert_same_run(tmp_path / "ddp", tmp_path / "one", ddp, single)
+    assert ddp["metrics"]["metrics/fid"] == pytest.approx(single["metrics"]["metrics/fid"], rel=1e-4)
+    assert ddp["metrics_protocol"]["fid"]["n_fake"] == 200  # all samples, not one rank's 100
+    ema_ddp = torch.load(tmp_path / "ddp/checkpoints/last.ckpt", weights_only=False)["ema"]["state_dict"]
+    ema_one = torch.load(tmp_path / "one/checkpoints/last.ckpt", weights_only=False)["ema"]["state_dict"]
+    for key in ema_one:
+        torch.testing.assert_close(ema_ddp[key], ema_one[key], atol=ATOL, rtol=RTOL, msg=key)
+
+
+@pytest.mark.slow
+def test_a_resumed_two_process_run_continues_the_one_process_run(tmp_path):
+    """3 steps on 2 processes, then a rerun to 6 (resume=auto): the data position, the noise generator
+    and the optimizers continue as in 6 uninterrupted steps of one process on the global batch."""
+    overrides = [*TOY, "loss=wgan_gp", "callbacks.checkpoint.every=1"]
+    two_processes(tmp_path / "ddp", 16, *overrides, "trainer.max_steps=3")
+    ddp = two_processes(tmp_path / "ddp", 16, *overrides, "trainer.max_steps=6")
+    single = one_process(tmp_path / "one", 32, *overrides, "trainer.max_steps=6")
+    assert_same_run(tmp_path / "ddp", tmp_path / "one", ddp, single)
