@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -211,13 +214,41 @@ CASES = {
 }
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", list(CASES))
-def test_two_processes_train_what_one_process_trains_on_the_global_batch(case, tmp_path):
-    overrides = [*TOY, *CASES[case], "trainer.max_steps=6"]
-    ddp = two_processes(tmp_path / "ddp", 16, *overrides)
-    single = one_process(tmp_path / "one", 32, *overrides)
-    assert_same_run(tmp_path / "ddp", tmp_path / "one", ddp, single)
+def test_two_processes_train_what_one_process_trains_on_the_global_batch_for_every_loss_and_penalty(tmp_path):
+    """Each case on 2 processes with batch 16 (one pair of worker processes trains them all, started as
+    Lightning starts its extra processes) against 1 process with batch 32, in this process."""
+    cases = {name: [*COMMON, *TOY, *extra, "trainer.max_steps=6"] for name, extra in CASES.items()}
+    ddp_cases = {
+        name: [*o, "trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=16"]
+        for name, o in cases.items()
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "MASTER_ADDR": "127.0.0.1"}
+    env.update(MASTER_PORT=str(free_port()), WORLD_SIZE="2", NODE_RANK="0")
+    worker = [
+        sys.executable,
+        str(Path(__file__).with_name("ddp_worker.py")),
+        str(tmp_path / "ddp"),
+        json.dumps(ddp_cases),
+    ]
+    procs = [
+        subprocess.Popen(worker, env={**env, "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE, text=True)
+        for r in range(2)
+    ]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    for proc, err in zip(procs, errors, strict=True):
+        assert proc.returncode == 0, err[-4000:]
+    for name, overrides in cases.items():
+        single = one_process(tmp_path / "one" / name, 32, *overrides)
+        ddp = json.loads((tmp_path / "ddp" / name / "summary.json").read_text())
+        assert ddp["pid"] == procs[0].pid  # rank 0 wrote it
+        assert_same_run(tmp_path / "ddp" / name, tmp_path / "one" / name, ddp, single)
 
 
 @pytest.mark.slow
@@ -258,3 +289,44 @@ def test_a_resumed_two_process_run_continues_the_one_process_run(tmp_path):
     ddp = two_processes(tmp_path / "ddp", 16, *overrides, "trainer.max_steps=6")
     single = one_process(tmp_path / "one", 32, *overrides, "trainer.max_steps=6")
     assert_same_run(tmp_path / "ddp", tmp_path / "one", ddp, single)
+
+
+@pytest.mark.slow
+def test_sigterm_to_rank_zero_alone_stops_both_processes_after_the_same_step_with_a_checkpoint(tmp_path):
+    """A preemption signal reaching one process only: the stop decision is shared, so neither process
+    waits forever in the next all-reduce; rank 0 saves the checkpoint, the summary says interrupted, and
+    the rerun (resume=auto) on 2 processes completes."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    args = [*COMMON, *TOY, "trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=16"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganlab.train",
+        *args,
+        f"hydra.run.dir={run_dir}",
+        "callbacks.checkpoint.every=5",
+    ]
+    proc = subprocess.Popen([*cmd, "trainer.max_steps=1000000"], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "last.ckpt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)  # a process stuck in a collective would time out here
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    stopped = json.loads((run_dir / "summary.json").read_text())
+    assert stopped["status"] == "interrupted" and stopped["world_size"] == 2
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["ganlab"]["g_steps"] == stopped["g_steps"] >= 5
+    rerun = subprocess.run(
+        [*cmd, f"trainer.max_steps={stopped['g_steps'] + 3}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    done = json.loads((run_dir / "summary.json").read_text())
+    assert done["status"] == "completed" and done["g_steps"] == stopped["g_steps"] + 3
+    assert done["replica_max_abs_diff"] == 0.0
