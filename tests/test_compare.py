@@ -21,9 +21,16 @@ from ganlab.report.stats import describe, group, is_collapsed, rank, swept_param
 T_975_2 = 4.3027  # Student t quantile, 0.975, 2 degrees of freedom (printed tables)
 
 
-def make_run(sweep: Path, name: str, overrides: list[str], status: str | None = "completed",
-             metrics: dict | None = None, curves: dict[str, list[tuple[int, float]]] | None = None,
-             data_target: str = "ganlab.data.toy.Grid25", picture: bool = True) -> Path:
+def make_run(
+    sweep: Path,
+    name: str,
+    overrides: list[str],
+    status: str | None = "completed",
+    metrics: dict | None = None,
+    curves: dict[str, list[tuple[int, float]]] | None = None,
+    data_target: str = "ganlab.data.toy.Grid25",
+    picture: bool = True,
+) -> Path:
     """A run folder as ganlab.train leaves it; ``status=None``: no summary.json (hard crash)."""
     run = sweep / name
     (run / ".hydra").mkdir(parents=True)
@@ -32,9 +39,17 @@ def make_run(sweep: Path, name: str, overrides: list[str], status: str | None = 
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     seed = int(parse_overrides(overrides).get("seed", 0))
     if status is not None:
-        summary = {"status": status, "g_steps": 40 + seed, "d_steps": 40, "wall_s": 1.25 + seed, "seed": seed,
-                   "overrides": overrides, "metrics": metrics or {}, "error": None,
-                   "samples": "samples/final.png" if picture else None}
+        summary = {
+            "status": status,
+            "g_steps": 40 + seed,
+            "d_steps": 40,
+            "wall_s": 1.25 + seed,
+            "seed": seed,
+            "overrides": overrides,
+            "metrics": metrics or {},
+            "error": None,
+            "samples": "samples/final.png" if picture else None,
+        }
         (run / "summary.json").write_text(json.dumps(summary))
     curves = curves or {}
     columns = sorted(curves)
@@ -57,10 +72,18 @@ def modes_sweep(sweep: Path) -> Path:
     job = 0
     for loss, modes in values.items():
         for seed, m in enumerate(modes):
-            make_run(sweep, str(job), ["trainer.max_steps=40", f"loss={loss}", f"seed={seed}"],
-                     metrics={"metrics/modes": m, "metrics/n_modes": 25, "metrics/hq": 0.5 + 0.1 * seed,
-                              "loss/d": 0.7},
-                     curves={"metrics/modes": [(10, m - 2), (20, m)]})
+            make_run(
+                sweep,
+                str(job),
+                ["trainer.max_steps=40", f"loss={loss}", f"seed={seed}"],
+                metrics={
+                    "metrics/modes": m,
+                    "metrics/n_modes": 25,
+                    "metrics/hq": 0.5 + 0.1 * seed,
+                    "loss/d": 0.7,
+                },
+                curves={"metrics/modes": [(10, m - 2), (20, m)]},
+            )
             job += 1
     return sweep
 
@@ -98,7 +121,8 @@ def test_report_numbers_ranking_and_varying_params(tmp_path, capsys):
     # ns first (mean 22 > 11), hand-computed CI 4.968 -> [17.03, 26.97]; hinge: 2 of 3 collapsed
     assert table_row(md, "1 | ns |") == "| 1 | ns | 3 | 3 | 0 | 0 | 0 | 22 | 2 | ± 4.968 [17.03, 26.97] | 3 |"
     assert table_row(md, "2 | hinge |") == (
-        "| 2 | hinge | 3 | 3 | 0 | 0 | 2 | 11 | 2.646 | ± 6.572 [4.428, 17.57] | 3 |")
+        "| 2 | hinge | 3 | 3 | 0 | 0 | 2 | 11 | 2.646 | ± 6.572 [4.428, 17.57] | 3 |"
+    )
     assert md.index("| 1 | ns |") < md.index("| 2 | hinge |")
     assert "Best configuration: loss=ns (metrics/modes 22 ± 4.968" in md
     assert "metrics/modes, higher is better" in md and "collapsed when" in md
@@ -111,8 +135,17 @@ def test_report_numbers_ranking_and_varying_params(tmp_path, capsys):
 
 def test_runs_csv_equals_summary_json(tmp_path):
     sweep = tmp_path / "sweep"
-    make_run(sweep, "0", ["seed=0"], metrics={"metrics/fid": 31.123456789012345, "metrics/recall": 0.4,
-                                              "metrics/precision": None, "loss/g": -1.5e-7})
+    make_run(
+        sweep,
+        "0",
+        ["seed=0"],
+        metrics={
+            "metrics/fid": 31.123456789012345,
+            "metrics/recall": 0.4,
+            "metrics/precision": None,
+            "loss/g": -1.5e-7,
+        },
+    )
     make_run(sweep, "1", ["seed=1"], metrics={"metrics/fid": 29.5, "metrics/recall": 0.3})
     assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
     rows = read_csv(tmp_path / "out" / "runs.csv")
@@ -128,6 +161,7 @@ def test_runs_csv_equals_summary_json(tmp_path):
 
 def test_failed_diverged_missing_killed_and_collapsed_runs_are_counted(tmp_path):
     sweep = tmp_path / "sweep"
+
     def modes(m: int) -> dict[str, int]:
         return {"metrics/modes": m, "metrics/n_modes": 25}
 
@@ -144,8 +178,14 @@ def test_failed_diverged_missing_killed_and_collapsed_runs_are_counted(tmp_path)
     assert table_row(md, "1 | a |") == "| 1 | a | 4 | 1 | 1 | 2 | 0 | 20 | — | undefined (n=1) | 1 |"
     assert table_row(md, "2 | b |") == "| 2 | b | 2 | 1 | 0 | 1 | 1 | 12 | — | undefined (n=1) | 1 |"
     status = {r["run"]: (r["status"], r["collapsed"]) for r in read_csv(sweep / "report" / "runs.csv")}
-    assert status == {"0": ("completed", "no"), "1": ("failed", ""), "2": ("diverged", ""),
-                      "3": ("missing", ""), "4": ("completed", "yes"), "5": ("killed", "")}
+    assert status == {
+        "0": ("completed", "no"),
+        "1": ("failed", ""),
+        "2": ("diverged", ""),
+        "3": ("missing", ""),
+        "4": ("completed", "yes"),
+        "5": ("killed", ""),
+    }
     assert "Runs: 6 run folders" in md
 
 
@@ -159,8 +199,9 @@ def test_collapse_definition(tmp_path):
         "half": make_run(tmp_path, "half", [], metrics={"metrics/modes": 4}, data_target=ring),  # 4 of 8
         "less": make_run(tmp_path, "less", [], metrics={"metrics/modes": 3}, data_target=ring),
         "grid": make_run(tmp_path, "grid", [], metrics={"metrics/modes": 12}),  # 12 of 25 (from config)
-        "stored": make_run(tmp_path, "stored", [], metrics={"metrics/modes": 12, "metrics/n_modes": 20},
-                           data_target=ring),  # summary's n_modes wins over the config
+        "stored": make_run(
+            tmp_path, "stored", [], metrics={"metrics/modes": 12, "metrics/n_modes": 20}, data_target=ring
+        ),  # summary's n_modes wins over the config
         "recall": make_run(tmp_path, "recall", [], metrics=images(0.05, 0.5)),
         "coverage": make_run(tmp_path, "coverage", [], metrics=images(0.5, 0.09)),
         "fine": make_run(tmp_path, "fine", [], metrics=images(0.1, 0.1)),  # thresholds are strict
@@ -168,8 +209,17 @@ def test_collapse_definition(tmp_path):
         "diverged": make_run(tmp_path, "diverged", [], status="diverged", metrics={"metrics/recall": 0.0}),
     }
     collapsed = {r.name: is_collapsed(r) for r in collect_runs(tmp_path) if r.name in runs}
-    assert collapsed == {"half": False, "less": True, "grid": True, "stored": False, "recall": True,
-                         "coverage": True, "fine": False, "fid_only": None, "diverged": None}
+    assert collapsed == {
+        "half": False,
+        "less": True,
+        "grid": True,
+        "stored": False,
+        "recall": True,
+        "coverage": True,
+        "fine": False,
+        "fid_only": None,
+        "diverged": None,
+    }
 
 
 def test_ranking_directions_and_missing_values(tmp_path):
@@ -182,9 +232,17 @@ def test_ranking_directions_and_missing_values(tmp_path):
     runs = collect_runs(sweep)
     configs = group(runs, swept_params(runs))
     assert [c.label for c in rank(configs, "metrics/fid", higher=False)] == [
-        "optim.lr=y", "optim.lr=z", "optim.lr=x", "optim.lr=w"]
+        "optim.lr=y",
+        "optim.lr=z",
+        "optim.lr=x",
+        "optim.lr=w",
+    ]
     assert [c.label for c in rank(configs, "metrics/fid", higher=True)] == [
-        "optim.lr=x", "optim.lr=z", "optim.lr=y", "optim.lr=w"]
+        "optim.lr=x",
+        "optim.lr=z",
+        "optim.lr=y",
+        "optim.lr=w",
+    ]
     assert main([str(sweep), "--metric", "fid"]) == 0  # short name; lower is better from the name table
     md = (sweep / "report" / "report.md").read_text()
     assert "metrics/fid, lower is better (known from its name)" in md
@@ -201,13 +259,19 @@ def test_swept_params_only_varying_and_defaults(tmp_path):
     params = swept_params(runs)
     assert params == ["loss", "seed", "penalty"]
     assert [c.params for c in group(runs, params)] == [
-        {"loss": "hinge", "penalty": "(default)"}, {"loss": "hinge", "penalty": "gp"},
-        {"loss": "vanilla", "penalty": "(default)"}]
+        {"loss": "hinge", "penalty": "(default)"},
+        {"loss": "hinge", "penalty": "gp"},
+        {"loss": "vanilla", "penalty": "(default)"},
+    ]
 
 
 def test_parse_overrides():
     assert parse_overrides(["a=b=c", "+x=1", "++y=2", "~z", "hydra.run.dir=/x", "noequals"]) == {
-        "a": "b=c", "x": "1", "y": "2", "z": "(deleted)"}
+        "a": "b=c",
+        "x": "1",
+        "y": "2",
+        "z": "(deleted)",
+    }
 
 
 def test_mean_band():
@@ -225,7 +289,13 @@ def test_html_is_self_contained(tmp_path):
     for image in images:
         assert base64.b64decode(image.split('"')[0]).startswith(b"\x89PNG")
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "runs.csv", "report.md", "report.html", "curves.png", "finals.png", "samples.png"}
+        "runs.csv",
+        "report.md",
+        "report.html",
+        "curves.png",
+        "finals.png",
+        "samples.png",
+    }
 
 
 @pytest.mark.parametrize("case", ["no_folder", "no_run", "unknown_metric", "unknown_direction"])
@@ -236,12 +306,20 @@ def test_bad_input_exit_2_and_nothing_written(tmp_path, capsys, case):
         (sweep / "notes.txt").write_text("not a run")
     if case in ("unknown_metric", "unknown_direction"):
         make_run(sweep, "0", ["seed=0"], metrics={"metrics/modes": 3, "loss/d": 0.5})
-    args = {"no_folder": [], "no_run": [], "unknown_metric": ["--metric", "metrics/bogus"],
-            "unknown_direction": ["--metric", "loss/d"]}[case]
+    args = {
+        "no_folder": [],
+        "no_run": [],
+        "unknown_metric": ["--metric", "metrics/bogus"],
+        "unknown_direction": ["--metric", "loss/d"],
+    }[case]
     assert main([str(sweep), *args, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    expected = {"no_folder": str(sweep), "no_run": "holds no run folder", "unknown_metric": "'metrics/bogus'",
-                "unknown_direction": "'loss/d'"}[case]
+    expected = {
+        "no_folder": str(sweep),
+        "no_run": "holds no run folder",
+        "unknown_metric": "'metrics/bogus'",
+        "unknown_direction": "'loss/d'",
+    }[case]
     assert expected in err and err.count("\n") == 1
     if case == "unknown_metric":
         assert "metrics/modes" in err  # the available ones are listed

@@ -117,8 +117,18 @@ def test_metrics_options_evaluate_and_record_their_protocol(make_cfg, metrics, d
     overrides = data_overrides(data, None) + [f"metrics={metrics}", "trainer.max_steps=2"]
     summary = train(make_cfg(*overrides, "callbacks.evaluation.n_samples=64"))
     assert summary["status"] == "completed", summary["error"]
-    expected = {"toy": {"metrics/modes", "metrics/hq"}, "domain": {"metrics/fid", "metrics/kid_mean",
-                "metrics/precision", "metrics/recall", "metrics/density", "metrics/coverage"}, "none": set()}
+    expected = {
+        "toy": {"metrics/modes", "metrics/hq"},
+        "domain": {
+            "metrics/fid",
+            "metrics/kid_mean",
+            "metrics/precision",
+            "metrics/recall",
+            "metrics/density",
+            "metrics/coverage",
+        },
+        "none": set(),
+    }
     assert expected[metrics] <= set(summary["metrics"])
     assert (metrics == "none") == (summary["metrics_protocol"] == {})
     for protocol in summary["metrics_protocol"].values():
@@ -134,8 +144,7 @@ def test_each_dataset_picks_its_metrics_and_the_command_line_wins(make_cfg):
 
 def test_inception_metrics_without_weights_fail_with_where_to_put_them(make_cfg, tmp_path):
     weights = f"metrics.inception_weights={tmp_path}/w.pth"
-    cfg = make_cfg("data=digits", "model=dcgan", "metrics=inception", weights,
-                   "trainer.max_steps=1")
+    cfg = make_cfg("data=digits", "model=dcgan", "metrics=inception", weights, "trainer.max_steps=1")
     with pytest.raises(FileNotFoundError, match="w.pth"):
         train(cfg)
 

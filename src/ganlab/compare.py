@@ -28,14 +28,23 @@ class UsageError(Exception):
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ganlab.compare", description=DESCRIPTION)
     parser.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="sweep folder (hydra.sweep.dir)")
-    parser.add_argument("--metric", help="ranking metric, e.g. metrics/fid or fid (default: metrics/modes if "
-                        "present, else metrics/fid, else the first metric)")
+    parser.add_argument(
+        "--metric",
+        help="ranking metric, e.g. metrics/fid or fid (default: metrics/modes if "
+        "present, else metrics/fid, else the first metric)",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: SWEEP_DIR/report)")
     direction = parser.add_mutually_exclusive_group()
-    direction.add_argument("--higher-is-better", dest="higher", action="store_true", default=None,
-                           help="rank by decreasing metric (overrides the direction known from its name)")
-    direction.add_argument("--lower-is-better", dest="higher", action="store_false",
-                           help="rank by increasing metric")
+    direction.add_argument(
+        "--higher-is-better",
+        dest="higher",
+        action="store_true",
+        default=None,
+        help="rank by decreasing metric (overrides the direction known from its name)",
+    )
+    direction.add_argument(
+        "--lower-is-better", dest="higher", action="store_false", help="rank by increasing metric"
+    )
     return parser.parse_args(argv)
 
 
@@ -46,8 +55,10 @@ def resolve_metric(name: str | None, available: list[str]) -> str | None:
     for candidate in (name, f"metrics/{name}"):
         if candidate in available:
             return candidate
-    raise UsageError(f"unknown metric {name!r}: the runs of this sweep have "
-                     f"{', '.join(available) if available else 'no final metric at all'}.")
+    raise UsageError(
+        f"unknown metric {name!r}: the runs of this sweep have "
+        f"{', '.join(available) if available else 'no final metric at all'}."
+    )
 
 
 def resolve_direction(metric: str | None, higher: bool | None) -> tuple[bool | None, str]:
@@ -58,9 +69,11 @@ def resolve_direction(metric: str | None, higher: bool | None) -> tuple[bool | N
         return None, ""
     known = higher_is_better(metric)
     if known is None:
-        raise UsageError(f"the direction of metric {metric!r} is unknown (ganlab.report.stats knows "
-                         "HIGHER_IS_BETTER and LOWER_IS_BETTER names); pass --higher-is-better or "
-                         "--lower-is-better.")
+        raise UsageError(
+            f"the direction of metric {metric!r} is unknown (ganlab.report.stats knows "
+            "HIGHER_IS_BETTER and LOWER_IS_BETTER names); pass --higher-is-better or "
+            "--lower-is-better."
+        )
     return known, "known from its name"
 
 
@@ -71,10 +84,15 @@ def load(args: argparse.Namespace) -> render.Report:
         raise UsageError(f"sweep folder {str(sweep)!r} does not exist or is not a folder.")
     runs = collect_runs(sweep)
     if not runs:
-        hint = ("it is itself a run folder: pass the folder above it" if is_run_folder(sweep)
-                else "pass the folder of a multirun (hydra.sweep.dir)")
-        raise UsageError(f"sweep folder {str(sweep)!r} holds no run folder (a subfolder with .hydra/, "
-                         f"summary.json or metrics.csv); {hint}.")
+        hint = (
+            "it is itself a run folder: pass the folder above it"
+            if is_run_folder(sweep)
+            else "pass the folder of a multirun (hydra.sweep.dir)"
+        )
+        raise UsageError(
+            f"sweep folder {str(sweep)!r} holds no run folder (a subfolder with .hydra/, "
+            f"summary.json or metrics.csv); {hint}."
+        )
     metrics = available_metrics(runs)
     metric = resolve_metric(args.metric, metrics)
     higher, source = resolve_direction(metric, args.higher)

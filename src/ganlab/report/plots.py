@@ -90,8 +90,16 @@ def plot_finals(configs: list[Config], metrics: list[str], path: Path) -> Path |
             ax.scatter(i + offsets[: len(values)], values, s=18, color=_color(i), alpha=0.8, zorder=3)
             summary = config.stats(metric)
             if summary.mean is not None:
-                ax.errorbar(i, summary.mean, yerr=summary.ci or 0.0, fmt="_", markersize=16, capsize=4,
-                            color="black", zorder=4)
+                ax.errorbar(
+                    i,
+                    summary.mean,
+                    yerr=summary.ci or 0.0,
+                    fmt="_",
+                    markersize=16,
+                    capsize=4,
+                    color="black",
+                    zorder=4,
+                )
         ax.set_xticks(range(len(configs)), [textwrap.fill(c.label, 22) for c in configs], fontsize="small")
         ax.set(title=metric, xlim=(-0.6, len(configs) - 0.4))
         ax.grid(alpha=0.3, axis="y")

@@ -97,11 +97,18 @@ def write_runs_csv(runs: list[Run], params: list[str], path: Path) -> Path:
         writer = csv.writer(f)
         writer.writerow(header)
         for r in runs:
-            writer.writerow([
-                r.name, *(r.overrides.get(p, "") for p in params), r.status, r.summary.get("g_steps", ""),
-                r.summary.get("wall_s", ""), _collapsed_cell(r), *(_cell(r.metrics.get(m)) for m in metrics),
-                " ".join((r.error or "").split()),
-            ])
+            writer.writerow(
+                [
+                    r.name,
+                    *(r.overrides.get(p, "") for p in params),
+                    r.status,
+                    r.summary.get("g_steps", ""),
+                    r.summary.get("wall_s", ""),
+                    _collapsed_cell(r),
+                    *(_cell(r.metrics.get(m)) for m in metrics),
+                    " ".join((r.error or "").split()),
+                ]
+            )
     return path
 
 
@@ -119,12 +126,16 @@ def _header(report: Report) -> list[Block]:
         ranking = f"Ranking metric: {report.metric}, {direction} is better ({report.direction_source})."
     return [
         Heading(f"Sweep report: {report.sweep_dir.name}", 1),
-        Para(f"Sweep folder: {report.sweep_dir}. Runs: {len(report.runs)} run folders ({counts}). "
-             f"Swept parameters: {', '.join(report.params) or 'none'}."),
+        Para(
+            f"Sweep folder: {report.sweep_dir}. Runs: {len(report.runs)} run folders ({counts}). "
+            f"Swept parameters: {', '.join(report.params) or 'none'}."
+        ),
         Para(ranking),
-        Para(f"Definitions: {COLLAPSE_DEFINITION}; {FAILED_DEFINITION}. Statistics over the completed runs "
-             "of a configuration that have a value: mean, sample std (ddof=1) and the 95% confidence "
-             "interval of the mean, ± t(0.975, n-1)·std/√n (undefined for n=1)."),
+        Para(
+            f"Definitions: {COLLAPSE_DEFINITION}; {FAILED_DEFINITION}. Statistics over the completed runs "
+            "of a configuration that have a value: mean, sample std (ddof=1) and the 95% confidence "
+            "interval of the mean, ± t(0.975, n-1)·std/√n (undefined for n=1)."
+        ),
         Para(best_sentence(report), strong=True),
     ]
 
@@ -177,10 +188,14 @@ def _other_metrics(report: Report) -> list[Block]:
     """One table per other metric, in the order of the ranking."""
     blocks: list[Block] = []
     for metric in (m for m in report.metrics if m != report.metric):
-        rows = [[rank, *_config_cells(report, c), *_stats_cells(c.stats(metric))]
-                for rank, c in zip(_rank(report, report.metric), report.configs, strict=True)]
-        blocks += [Heading(metric, 3), Table(["rank", *_config_headers(report), "mean", "std", "95% CI", "n"],
-                                             rows)]
+        rows = [
+            [rank, *_config_cells(report, c), *_stats_cells(c.stats(metric))]
+            for rank, c in zip(_rank(report, report.metric), report.configs, strict=True)
+        ]
+        blocks += [
+            Heading(metric, 3),
+            Table(["rank", *_config_headers(report), "mean", "std", "95% CI", "n"], rows),
+        ]
     return [Heading("Other metrics"), *blocks] if blocks else []
 
 
@@ -191,9 +206,19 @@ def _first_line(text: str | None, width: int = 100) -> str:
 def _runs(report: Report) -> list[Block]:
     """Every run folder, so that failed and missing runs are visible."""
     extra = [report.metric] if report.metric else []
-    rows = [[r.name, *(r.overrides.get(p, "") for p in report.params), r.status,
-             str(r.summary.get("g_steps", "")), fmt(r.summary.get("wall_s")), _collapsed_cell(r),
-             *(fmt(r.metrics.get(m)) for m in extra), _first_line(r.error)] for r in report.runs]
+    rows = [
+        [
+            r.name,
+            *(r.overrides.get(p, "") for p in report.params),
+            r.status,
+            str(r.summary.get("g_steps", "")),
+            fmt(r.summary.get("wall_s")),
+            _collapsed_cell(r),
+            *(fmt(r.metrics.get(m)) for m in extra),
+            _first_line(r.error),
+        ]
+        for r in report.runs
+    ]
     headers = ["run", *report.params, "status", "g_steps", "wall_s", "collapsed", *extra, "error"]
     return [Heading("Runs"), Table(headers, rows)]
 
@@ -208,8 +233,13 @@ PLOT_TITLES = {
 def build(report: Report) -> list[Block]:
     """The report's blocks: header, ranking, other metrics, runs, plots."""
     plots = [Image(PLOT_TITLES[name], path) for name, path in report.plots.items()]
-    return [*_header(report), *_ranking(report), *_other_metrics(report), *_runs(report),
-            *([Heading("Plots"), *plots] if plots else [])]
+    return [
+        *_header(report),
+        *_ranking(report),
+        *_other_metrics(report),
+        *_runs(report),
+        *([Heading("Plots"), *plots] if plots else []),
+    ]
 
 
 def _md_cell(text: str) -> str:
@@ -232,9 +262,11 @@ def to_markdown(blocks: list[Block]) -> str:
     return "\n\n".join(out) + "\n"
 
 
-STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
-         "th{background:#f0f0f0}img{max-width:100%}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
+    "th{background:#f0f0f0}img{max-width:100%}"
+)
 
 
 def _html_block(block: Block) -> str:
@@ -257,5 +289,7 @@ def _html_block(block: Block) -> str:
 def to_html(blocks: list[Block], title: str) -> str:
     """One self-contained HTML page: the PNG plots are embedded as base64 data URIs."""
     body = "\n".join(_html_block(b) for b in blocks)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )

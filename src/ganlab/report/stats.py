@@ -58,8 +58,10 @@ def is_collapsed(run: Run) -> bool | None:
     modes = run.metrics.get("metrics/modes")
     if modes is not None:
         return modes < COLLAPSE_MODES_FRACTION * run.n_modes if run.n_modes else None
-    checks = [(run.metrics.get("metrics/recall"), COLLAPSE_RECALL),
-              (run.metrics.get("metrics/coverage"), COLLAPSE_COVERAGE)]
+    checks = [
+        (run.metrics.get("metrics/recall"), COLLAPSE_RECALL),
+        (run.metrics.get("metrics/coverage"), COLLAPSE_COVERAGE),
+    ]
     checks = [(value, threshold) for value, threshold in checks if value is not None]
     return any(value < threshold for value, threshold in checks) if checks else None
 
@@ -137,6 +139,7 @@ def group(runs: list[Run], params: list[str]) -> list[Config]:
 
 def rank(configs: list[Config], metric: str, higher: bool) -> list[Config]:
     """Best first by the mean of ``metric``; configurations without a value last (stable otherwise)."""
+
     def key(config: Config) -> tuple[bool, float]:
         mean = config.stats(metric).mean
         return (mean is None, 0.0 if mean is None else (-mean if higher else mean))
