@@ -17,8 +17,14 @@ a forward pass (a ``(W n, z_dim)`` normal draw against a generator's layers).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import torch
 from torch import Tensor
+
+Device = torch.device | str | None
 
 
 class BatchNoise:
@@ -31,39 +37,32 @@ class BatchNoise:
             raise ValueError(f"BatchNoise: rank must be in [0, world_size={world_size}), got {rank}")
         self.generator, self.rank, self.world_size = generator, int(rank), int(world_size)
 
-    def _device(self, device: torch.device | str | None) -> torch.device | str | None:
+    def _device(self, device: Device) -> Device:
         return self.generator.device if self.generator is not None else device
 
-    def _mine(self, full: Tensor, n: int, device: torch.device | str | None) -> Tensor:
+    def _mine(self, full: Tensor, n: int, device: Device) -> Tensor:
         rows = full[self.rank * n : (self.rank + 1) * n] if self.world_size > 1 else full
         return rows.to(device) if device is not None else rows
 
-    def randn(
-        self, n: int, *shape: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    def _draw(
+        self, draw: Callable[..., Tensor], n: int, shape: tuple[int, ...], device: Device, **kw: Any
     ) -> Tensor:
+        full = draw(
+            (self.world_size * n, *shape), generator=self.generator, device=self._device(device), **kw
+        )
+        return self._mine(full, n, device)
+
+    def randn(self, n: int, *shape: int, device: Device = None, dtype: torch.dtype | None = None) -> Tensor:
         """Standard normal draws of shape ``(n, *shape)``."""
-        full = torch.randn(
-            (self.world_size * n, *shape), generator=self.generator, device=self._device(device), dtype=dtype
-        )
-        return self._mine(full, n, device)
+        return self._draw(torch.randn, n, shape, device, dtype=dtype)
 
-    def rand(
-        self, n: int, *shape: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> Tensor:
+    def rand(self, n: int, *shape: int, device: Device = None, dtype: torch.dtype | None = None) -> Tensor:
         """``U[0, 1)`` draws of shape ``(n, *shape)``."""
-        full = torch.rand(
-            (self.world_size * n, *shape), generator=self.generator, device=self._device(device), dtype=dtype
-        )
-        return self._mine(full, n, device)
+        return self._draw(torch.rand, n, shape, device, dtype=dtype)
 
-    def randint(
-        self, low: int, high: int, n: int, *shape: int, device: torch.device | str | None = None
-    ) -> Tensor:
+    def randint(self, low: int, high: int, n: int, *shape: int, device: Device = None) -> Tensor:
         """Integers drawn uniformly from ``[low, high)``, of shape ``(n, *shape)``."""
-        full = torch.randint(
-            low, high, (self.world_size * n, *shape), generator=self.generator, device=self._device(device)
-        )
-        return self._mine(full, n, device)
+        return self._draw(partial(torch.randint, low, high), n, shape, device)
 
     def __repr__(self) -> str:
         return f"BatchNoise(rank={self.rank}, world_size={self.world_size})"
