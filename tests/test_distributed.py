@@ -11,6 +11,7 @@ The replicas of the 2 processes must be identical, bit for bit: ``replica_max_ab
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -202,6 +203,10 @@ def assert_same_run(ddp: Path, single: Path, ddp_summary: dict, single_summary: 
         else:
             assert ddp_summary["metrics"][key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
     assert sorted(p.name for p in (ddp / "checkpoints").iterdir()) == ["last.ckpt"]  # rank 0 only, no tmp
+    steps = [
+        [r["step"] for r in csv.DictReader(open(run / "metrics.csv")) if r["loss/d"]] for run in (ddp, single)
+    ]
+    assert steps[0] == steps[1]  # one writer: each training step's row once
 
 
 CASES = {
@@ -289,6 +294,11 @@ def test_a_resumed_two_process_run_continues_the_one_process_run(tmp_path):
     ddp = two_processes(tmp_path / "ddp", 16, *overrides, "trainer.max_steps=6")
     single = one_process(tmp_path / "one", 32, *overrides, "trainer.max_steps=6")
     assert_same_run(tmp_path / "ddp", tmp_path / "one", ddp, single)
+    # each process continued its own training RNG stream (for code that draws from torch's global RNG)
+    states = torch.load(tmp_path / "ddp/checkpoints/last.ckpt", weights_only=True)["ganlab"][
+        "train_rng_by_rank"
+    ]
+    assert len(states) == 2 and not torch.equal(states[0]["torch"], states[1]["torch"])
 
 
 @pytest.mark.slow

@@ -399,17 +399,34 @@ class GAN(pl.LightningModule):
             "d_steps": self.d_steps,
             "noise_rng": self.noise.get_state(),
             "train_rng": self._train_rng if self._train_rng is not None else get_rng_state(self.device),
+            "train_rng_by_rank": self._gather_train_rng(),
             "parts": {key: part.state_dict() for key, part in self._stateful_parts().items()},
             "config": self.run_config,
             "data_shape": list(self.generator.data_shape),
             "num_classes": self.num_classes,
         }
 
+    def _gather_train_rng(self) -> list[dict[str, Any]] | None:
+        """Every process's training RNG stream (``None`` on one process: ``train_rng`` holds it), so that
+        each process of a resumed multi-process run continues its own. Called on every process."""
+        _, size = world()
+        if size == 1:
+            return None
+        states: list[Any] = [None] * size
+        mine = self._train_rng if self._train_rng is not None else get_rng_state(self.device)
+        torch.distributed.all_gather_object(states, mine)
+        return states
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["ganlab"]
         self.g_steps, self.d_steps = int(state["g_steps"]), int(state["d_steps"])
         self._noise, self._noise_state = None, state["noise_rng"]
-        self._train_rng = state.get("train_rng")
+        rank, size = world()
+        by_rank = state.get("train_rng_by_rank")
+        if by_rank is not None and len(by_rank) == size:
+            self._train_rng = by_rank[rank]
+        else:  # saved by another number of processes: rank 0 continues its stream, the others start anew
+            self._train_rng = state.get("train_rng") if rank == 0 else None
         for key, part in self._stateful_parts().items():
             if key in state.get("parts", {}):
                 part.load_state_dict(state["parts"][key])
