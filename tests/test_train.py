@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ganlab.train import train
+
 ROOT = Path(__file__).resolve().parents[1]
 JOB_ARGS = [
     "logger=wandb",
@@ -94,6 +96,18 @@ def test_one_wandb_run_per_job_named_grouped_and_tagged(sweep):
         assert str(sweep).encode() in record  # its group: the sweep folder
         for tag in (b"loss:non_saturating", b"model:mlp", b"data:grid25"):
             assert tag in record
+
+
+def test_the_sessions_of_a_resumed_run_log_to_one_wandb_run(make_cfg, tmp_path):
+    """The wandb run id is summary.json's run_id, kept by the resume: a requeued run continues its wandb run
+    (online; offline, each session writes a folder ending in the same id, for ``wandb sync --id``)."""
+    run = tmp_path / "run"
+    first = train(make_cfg("logger=wandb", "trainer.max_steps=2", run_dir=run))
+    second = train(make_cfg("logger=wandb", "trainer.max_steps=4", run_dir=run))
+    other = train(make_cfg("logger=wandb", "trainer.max_steps=2", run_dir=tmp_path / "other"))
+    assert second["g_steps"] == 4 and first["run_id"] == second["run_id"] != other["run_id"]
+    folders = sorted(p.name for p in (run / "wandb").glob("offline-run-*"))
+    assert len(folders) == 2 and all(f.endswith(f"-{first['run_id']}") for f in folders), folders
 
 
 def test_unknown_override_fails_before_writing_a_run(tmp_path):

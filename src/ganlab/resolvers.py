@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+import string
+from pathlib import Path
+
 from omegaconf import OmegaConf
 
 
@@ -34,6 +39,23 @@ def tags(*, _root_) -> list[str]:
     return picked + [str(t) for t in _root_.get("tags", [])]
 
 
+def new_run_id() -> str:
+    """A fresh run id: 8 random lowercase letters and digits (the form of wandb's own ids)."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+def run_id(output_dir: str) -> str:
+    """The id of the run in ``output_dir``, from its ``summary.json`` (written before the trackers start,
+    and kept over the sessions of a resumed run), so that every session of a run logs to one tracker run
+    (wandb ``id`` with ``resume: allow``); a fresh id when there is none."""
+    try:
+        value = json.loads((Path(output_dir) / "summary.json").read_text()).get("run_id")
+    except (OSError, ValueError):
+        value = None
+    return str(value) if value else new_run_id()
+
+
 OmegaConf.register_new_resolver("ganlab.run_name", run_name, replace=True)
 OmegaConf.register_new_resolver("ganlab.sweep_group", sweep_group, replace=True)
 OmegaConf.register_new_resolver("ganlab.tags", tags, replace=True)
+OmegaConf.register_new_resolver("ganlab.run_id", run_id, replace=True)

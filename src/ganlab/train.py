@@ -43,6 +43,7 @@ from ganlab.config import ConfigError, validate, world_size
 from ganlab.distributed import ReplicaDDPStrategy, launched_externally, started_as_rank_zero
 from ganlab.module import GAN, Diverged
 from ganlab.nets import build_net
+from ganlab.resolvers import new_run_id
 from ganlab.resume import (
     AppendingCSVLogger,
     ResumePlan,
@@ -227,6 +228,7 @@ def _now() -> str:
 def new_summary(cfg: DictConfig, overrides: list[str] | None) -> dict[str, Any]:
     return {
         "status": "running",
+        "run_id": new_run_id(),
         "g_steps": 0,
         "d_steps": 0,
         "world_size": 1,
@@ -321,6 +323,7 @@ def start_run(cfg: DictConfig, run_dir: Path, plan: ResumePlan, summary: dict[st
     previous = plan.previous_summary if plan.ckpt_path is not None else None
     if previous:
         summary["started_at"] = previous.get("started_at") or summary["started_at"]
+        summary["run_id"] = previous.get("run_id") or summary["run_id"]
         summary["metrics"] = dict(previous.get("metrics") or {})
         summary["metrics_protocol"] = dict(previous.get("metrics_protocol") or {})
         summary["samples"] = previous.get("samples")
