@@ -204,3 +204,17 @@ def test_epoch_order_depends_on_seed_and_epoch_only_and_resumes_mid_epoch():
     resumed = EpochBatchSampler(20, 4, seed=3, start=7)
     assert [b for _ in range(2) for b in resumed] == batches[7:15]
     assert [b for b in EpochBatchSampler(20, 4, seed=4)] != batches[:5]
+
+
+def test_resuming_with_another_number_of_processes_or_batch_warns_that_the_run_changes(make_cfg, tmp_path):
+    """A resume may change the devices (a requeued job on another allocation) or the batch, but then the
+    global batch, and so the run, differs from an uninterrupted one: the plan warns, naming each key."""
+    from ganlab.resume import plan_resume
+
+    train(make_cfg("trainer.max_steps=2", run_dir=tmp_path / "run"))
+    cfg = make_cfg("trainer.max_steps=4", "trainer.devices=2", "data.batch_size=4", run_dir=tmp_path / "run")
+    cfg.data.batch_size = 4  # (tiny configs reset it)
+    plan = plan_resume(cfg, tmp_path / "run", (2,))
+    assert plan.g_steps == 2
+    assert any(w.startswith("trainer.devices: 1 -> 2") for w in plan.warnings), plan.warnings
+    assert any(w.startswith("data.batch_size: 8 -> 4") for w in plan.warnings), plan.warnings

@@ -39,6 +39,9 @@ WARN_PREFIXES = (
     "seed",
     "clip_grad_norm.",
     "lr_schedule.",
+    "trainer.devices",  # the number of processes sets the global batch (ganlab.distributed)
+    "trainer.num_nodes",
+    "trainer.sync_batchnorm",
 )
 
 
