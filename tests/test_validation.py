@@ -153,6 +153,16 @@ def test_unknown_top_level_key_gets_a_hint_with_the_valid_names():
     assert "'los'" in hint and "did you mean 'loss'" in hint and "optim" in hint and "penalty" in hint
 
 
+def test_a_mistyped_nested_key_gets_a_hint_from_the_config_the_group_choices_compose_to():
+    hints = hint_unknown_keys(["model=dcgan", "model.generator.widht=3", "trainer.max_step=3", "seed=1"])
+    assert len(hints) == 2
+    assert (
+        "'widht'" in hints[0] and "did you mean 'width'" in hints[0] and "keys of model.generator" in hints[0]
+    )
+    assert "'max_step'" in hints[1] and "'max_steps'" in hints[1]
+    assert hint_unknown_keys(["model=dcgan", "model.generator.width=3", "data.batch_size=4"]) == []
+
+
 # through the command line ----------------------------------------------------------------------------------
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}

@@ -486,22 +486,56 @@ def _known_top_level_keys() -> set[str]:
     return keys | {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | {"hydra"}
 
 
+def _unknown_key_hint(arg: str, name: str, known: Any, where: str) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return (
+        f"ganlab: unknown key {name!r} in override {arg!r}"
+        + (f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ".")
+        + f" Valid {where}: {', '.join(sorted(str(k) for k in known))}."
+    )
+
+
+def _composed(group_choices: list[str]) -> DictConfig | None:
+    """The config the group choices compose to (no other override), or ``None`` when it does not."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return compose("train", overrides=group_choices)
+    except Exception:
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def hint_unknown_keys(args: list[str]) -> list[str]:
-    """For each override whose top-level key is neither a config group nor a key of conf/train.yaml, a
-    line naming it, the closest valid names and all valid ones (Hydra says only 'not in struct')."""
-    known, hints = _known_top_level_keys(), []
-    for arg in args:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key = arg.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
-        top = key.split(".", 1)[0].split("/", 1)[0]
+    """For each override naming a key that does not exist, a line naming it, the closest valid names and
+    all valid ones at that level (Hydra says only 'not in struct'): a top-level key that is neither a
+    config group nor a key of conf/train.yaml, or a nested one (``model.generator.widht``) checked against
+    the config the command's group choices compose to."""
+    known, hints, nested = _known_top_level_keys(), [], []
+    overrides = [a for a in args if not a.startswith("-") and "=" in a]
+    for arg in overrides:
+        key = arg.split("=", 1)[0].split("@", 1)[0]
+        top = key.lstrip("+~").split(".", 1)[0].split("/", 1)[0]
         if top and top not in known:
-            close = difflib.get_close_matches(top, known, n=3)
-            hints.append(
-                f"ganlab: unknown key {top!r} in override {arg!r}"
-                + (f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ".")
-                + f" Valid top-level keys and groups: {', '.join(sorted(known))}."
-            )
+            hints.append(_unknown_key_hint(arg, top, known, "top-level keys and groups"))
+        elif "." in key and not key.startswith(("+", "~", "hydra.")):
+            nested.append((arg, key.split(".")))
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    choices = [a for a in overrides if a.split("=", 1)[0] in groups]
+    cfg = _composed(choices) if nested else None
+    for arg, parts in nested if cfg is not None else []:
+        node: Any = cfg
+        for depth, part in enumerate(parts):
+            if not isinstance(node, DictConfig) or part in node:
+                node = node.get(part) if isinstance(node, DictConfig) else None
+                continue
+            where = f"keys of {'.'.join(parts[:depth])}"
+            hints.append(_unknown_key_hint(arg, part, node.keys(), where))
+            break
     return hints
 
 
