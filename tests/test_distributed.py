@@ -27,7 +27,7 @@ import torch
 
 from cfgtools import compose_cfg
 from ganlab.augment import DiffAugment, InstanceNoise
-from ganlab.config import ConfigError, validate
+from ganlab.config import ConfigError, validate, world_size
 from ganlab.data.base import EpochBatchSampler
 from ganlab.noise import BatchNoise
 from ganlab.penalties import GradientPenalty
@@ -101,6 +101,19 @@ def test_unsupported_strategies_and_sync_batchnorm_on_cpu_are_refused(overrides,
         validate(compose_cfg(overrides, tmp_path / "run"))
     for word in words:
         assert word in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, processes",
+    [
+        ([], 1),
+        (["trainer.accelerator=cpu", "trainer.devices=auto"], 1),  # Lightning: one CPU process
+        (["trainer.devices=2"], 2),
+        (["trainer.devices=[0,1]", "trainer.num_nodes=3"], 6),
+    ],
+)
+def test_the_number_of_processes_is_devices_times_nodes(overrides, processes, tmp_path):
+    assert world_size(compose_cfg(overrides, tmp_path / "run")) == processes
 
 
 def test_a_dataset_smaller_than_the_global_batch_is_refused_before_anything_is_written(tmp_path):

@@ -185,8 +185,8 @@ def world_size(cfg: DictConfig) -> int:
     """The number of training processes the trainer config asks for: devices per node x nodes."""
     trainer = cfg.trainer
     requested = _requested_devices(trainer.get("devices", "auto"))
-    if requested is None:
-        requested = max(available_devices(str(trainer.get("accelerator", "auto"))), 1)
+    if requested is None:  # auto / -1: Lightning takes one CPU process, or every GPU
+        requested = 1 if _runs_on_cpu(cfg) else max(available_devices(str(trainer.get("accelerator"))), 1)
     per_node = len(requested) if isinstance(requested, list) else int(requested)
     return per_node * int(trainer.get("num_nodes", 1) or 1)
 
