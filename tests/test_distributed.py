@@ -314,6 +314,18 @@ def test_a_resumed_two_process_run_continues_the_one_process_run(tmp_path):
     assert len(states) == 2 and not torch.equal(states[0]["torch"], states[1]["torch"])
 
 
+def processes_training_into(run_dir: Path) -> list[int]:
+    """Pids of live processes whose command line names ``run_dir`` (Lightning's children do)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(run_dir).encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
 @pytest.mark.slow
 def test_sigterm_to_rank_zero_alone_stops_both_processes_after_the_same_step_with_a_checkpoint(tmp_path):
     """A preemption signal reaching one process only: the stop decision is shared, so neither process
@@ -338,6 +350,10 @@ def test_sigterm_to_rank_zero_alone_stops_both_processes_after_the_same_step_wit
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=180)  # a process stuck in a collective would time out here
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    deadline = time.monotonic() + 60  # and rank 1 (which got no signal) ended too, not stuck in a collective
+    while processes_training_into(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not processes_training_into(run_dir)
     stopped = json.loads((run_dir / "summary.json").read_text())
     assert stopped["status"] == "interrupted" and stopped["world_size"] == 2
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)

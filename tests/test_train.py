@@ -107,7 +107,8 @@ def test_the_sessions_of_a_resumed_run_log_to_one_wandb_run(make_cfg, tmp_path):
     other = train(make_cfg("logger=wandb", "trainer.max_steps=2", run_dir=tmp_path / "other"))
     assert second["g_steps"] == 4 and first["run_id"] == second["run_id"] != other["run_id"]
     folders = sorted(p.name for p in (run / "wandb").glob("offline-run-*"))
-    assert len(folders) == 2 and all(f.endswith(f"-{first['run_id']}") for f in folders), folders
+    # offline-run-<time>-<id> (wandb appends -1 when two sessions start within the same second)
+    assert len(folders) == 2 and all(f"-{first['run_id']}" in f for f in folders), folders
 
 
 def test_unknown_override_fails_before_writing_a_run(tmp_path):
