@@ -228,7 +228,7 @@ CASES = {
     "wgan_gp": ["loss=wgan_gp"],
     "hinge+r2+instance_noise": ["loss=hinge", "penalty=[r2,instance_noise]"],
     "lsgan+lazy_r1": ["loss=lsgan", "penalty=r1", "penalty.r1.every=2", "n_critic=2"],
-    "wgan(clip)": ["loss=wgan"],
+    "wgan(clip)": ["loss=wgan", "callbacks.evaluation.batch_size=500"],  # one batch: split to 2 of 100
 }
 
 

@@ -20,9 +20,10 @@ class Evaluation(pl.Callback):
     ``metrics`` maps a name to a factory called with ``datamodule=`` (Hydra ``_partial_``), so that a
     metric can read what it needs from the data (mode means, a reference set, ...).
 
-    On several processes each generates a contiguous block of the batches (all draw the same fixed noise)
-    and the metrics' states are gathered across processes when computed (torchmetrics), so that the
-    numbers are those of all ``n_samples``, in the same order as on one process.
+    The noise of the ``n_samples`` samples is one draw from ``seed``, so the samples do not depend on the
+    batching. On several processes each generates a contiguous block of the batches (at least one) and the
+    metrics' states are gathered across processes when computed (torchmetrics), so that the numbers are
+    those of all ``n_samples``, in the same order as on one process.
     """
 
     def __init__(
@@ -74,14 +75,15 @@ class Evaluation(pl.Callback):
         for metric in self.metrics.values():
             metric.reset()
             metric.to(pl_module.device)
-        starts = range(0, self.n_samples, self.batch_size)
+        z = torch.randn(self.n_samples, pl_module.z_dim, generator=g)  # the same whatever the batching
         rank, size = trainer.global_rank, trainer.world_size
+        # at least one batch per process (an empty process would have no state to gather)
+        batch = min(self.batch_size, -(-self.n_samples // size))
+        starts = range(0, self.n_samples, batch)
         for b, start in enumerate(starts):
-            n = min(self.batch_size, self.n_samples - start)
-            z = torch.randn(n, pl_module.z_dim, generator=g)  # every process draws all, in order
             if b * size // len(starts) != rank:  # this process's contiguous block of batches
                 continue
-            fake = pl_module.generate(z)
+            fake = pl_module.generate(z[start : start + batch])
             for metric in self.metrics.values():
                 metric.update(fake)
         values: dict[str, float] = {}
