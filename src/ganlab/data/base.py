@@ -49,13 +49,12 @@ class EpochBatchSampler(Sampler[list[int]]):
     else drew from that RNG; here epoch ``e`` is always the permutation of ``torch.randperm`` seeded by
     ``(seed, e)``, and ``start`` batches already consumed are skipped.
 
-    ``start`` may be a callable returning the number of batches *trained on* so far (the data module's
-    count): each ``iter()`` then starts at exactly the next batch to train on, whenever the loop calling it
-    decides an epoch ended or a prefetched batch was dropped. (Lightning, resumed from a checkpoint saved
-    at the very end of an epoch, ends its next "epoch" after one batch and asks for a new iterator; a
-    sampler tracking epochs by itself would then repeat that batch.) With an integer ``start``, the epoch
-    advances when its last batch is handed out, and an iteration abandoned before that and started again
-    replays the same epoch from the same batch.
+    Each ``iter()`` starts at the position :meth:`position` gives, the number of batches consumed so far:
+    with a callable ``start``, what it returns (the data module passes its count of batches *trained on*,
+    so that an iteration starts at exactly the next batch to train on whenever the loop calling it decides
+    an epoch ended or drops a prefetched batch: Lightning, resumed from a checkpoint saved at the very end
+    of an epoch, ends its next "epoch" after one batch and asks for a new iterator); with an integer
+    ``start``, that number plus the batches this sampler has handed out.
 
     Several processes (``world_size`` > 1): ``batch_size`` is one process's batch; each batch of the
     permutation is the *global* batch of ``world_size * batch_size`` indices, seen as ``chunks`` slices
@@ -87,8 +86,8 @@ class EpochBatchSampler(Sampler[list[int]]):
                 f"EpochBatchSampler: {n} samples are fewer than one global batch of {self.global_batch} "
                 f"({world_size} process(es) x {batch_size})"
             )
-        self.position = start if callable(start) else None
-        self.epoch, self.skip = divmod(0 if callable(start) else int(start), len(self))
+        self._start = start
+        self._handed_out = 0  # batches yielded by this sampler
 
     @property
     def global_batch(self) -> int:
@@ -102,14 +101,17 @@ class EpochBatchSampler(Sampler[list[int]]):
         mixed = np.random.SeedSequence([self.seed, epoch]).generate_state(1, dtype=np.uint64)[0]
         return torch.randperm(self.n, generator=torch.Generator().manual_seed(int(mixed)))
 
+    def position(self) -> int:
+        """Batches consumed so far, over all epochs: where the next iteration starts."""
+        if callable(self._start):
+            return int(self._start())
+        return int(self._start) + self._handed_out
+
     def __iter__(self) -> Iterator[list[int]]:
-        if self.position is not None:
-            self.epoch, self.skip = divmod(int(self.position()), len(self))
-        epoch, skip = self.epoch, self.skip
+        epoch, skip = divmod(self.position(), len(self))
         perm = self.order(epoch)
         for b in range(skip, len(self)):
-            if b == len(self) - 1:
-                self.epoch, self.skip = epoch + 1, 0
+            self._handed_out += 1
             batch = perm[b * self.global_batch : (b + 1) * self.global_batch]
             if self.world_size > 1:  # (chunks, world, rows) -> this rank's rows of every chunk
                 batch = batch.view(self.chunks, self.world_size, -1)[:, self.rank].reshape(-1)
