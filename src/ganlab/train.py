@@ -481,9 +481,13 @@ def _app(cfg: DictConfig) -> float | None:
     return float("nan") if value is None else value  # a sweeper records NaN as a failed trial
 
 
+def _config_groups() -> set[str]:
+    return {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+
+
 def _known_top_level_keys() -> set[str]:
     keys = set(OmegaConf.load(CONF_DIR / "train.yaml").keys()) - {"defaults"}
-    return keys | {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | {"hydra"}
+    return keys | _config_groups() | {"hydra"}
 
 
 def _unknown_key_hint(arg: str, name: str, known: Any, where: str) -> str:
@@ -524,18 +528,20 @@ def hint_unknown_keys(args: list[str]) -> list[str]:
             hints.append(_unknown_key_hint(arg, top, known, "top-level keys and groups"))
         elif "." in key and not key.startswith(("+", "~", "hydra.")):
             nested.append((arg, key.split(".")))
-    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
-    choices = [a for a in overrides if a.split("=", 1)[0] in groups]
+    choices = [a for a in overrides if a.split("=", 1)[0] in _config_groups()]
     cfg = _composed(choices) if nested else None
-    for arg, parts in nested if cfg is not None else []:
-        node: Any = cfg
+    if cfg is None:  # no nested key, or the group choices themselves are wrong (Hydra says which)
+        return hints
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    for arg, parts in nested:
+        node: Any = tree
         for depth, part in enumerate(parts):
-            if not isinstance(node, DictConfig) or part in node:
-                node = node.get(part) if isinstance(node, DictConfig) else None
-                continue
-            where = f"keys of {'.'.join(parts[:depth])}"
-            hints.append(_unknown_key_hint(arg, part, node.keys(), where))
-            break
+            if not isinstance(node, dict):  # below a value: Hydra's own message says it
+                break
+            if part not in node:
+                hints.append(_unknown_key_hint(arg, part, node.keys(), f"keys of {'.'.join(parts[:depth])}"))
+                break
+            node = node[part]
     return hints
 
 
