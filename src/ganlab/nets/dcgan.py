@@ -13,11 +13,10 @@ from torch import Tensor, nn
 from ganlab.nets import layers
 from ganlab.nets.layers import (
     check_generator_norm,
-    check_image_shape,
     check_norm,
     feature_norm,
+    image_plan,
     spectral,
-    upsampling_plan,
     weight_norm,
 )
 
@@ -41,9 +40,8 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         self.z_dim = int(z_dim)
         self.data_shape = tuple(data_shape)
-        channels, side = check_image_shape(self.data_shape, "DCGANGenerator")
+        channels, start, n_up = image_plan(self.data_shape, "DCGANGenerator")
         check_generator_norm(norm)
-        start, n_up = upsampling_plan(side)
         ch = width * 2 ** (n_up - 1)
         self.start_shape = (ch, start, start)
         self.project = spectral(nn.Linear(self.z_dim, ch * start * start, bias=norm == "none"), spectral_norm)
@@ -81,8 +79,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         self.data_shape = tuple(data_shape)
         self.norm = check_norm(norm)
-        channels, side = check_image_shape(self.data_shape, "DCGANDiscriminator")
-        start, n_down = upsampling_plan(side)
+        channels, start, n_down = image_plan(self.data_shape, "DCGANDiscriminator")
         convs: list[nn.Module] = [
             weight_norm(nn.Conv2d(channels, width, 4, 2, 1), norm),
             layers.activation(activation),

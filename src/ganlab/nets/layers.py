@@ -86,3 +86,12 @@ def check_image_shape(data_shape: tuple[int, ...], who: str) -> tuple[int, int]:
             f"{tuple(data_shape)}; for vector data use model=mlp"
         )
     return int(data_shape[0]), int(data_shape[1])
+
+
+def image_plan(data_shape: tuple[int, ...], who: str) -> tuple[int, int, int]:
+    """``(channels, start_side, n_doublings)`` of a convolutional net for square images ``(C, H, H)`` that
+    doubles (generator) or halves (discriminator) the side between ``start_side`` and ``H``:
+    :func:`check_image_shape`, then :func:`upsampling_plan`; errors name ``who``."""
+    channels, side = check_image_shape(data_shape, who)
+    start, n = upsampling_plan(side, who)
+    return channels, start, n

@@ -16,11 +16,10 @@ from torch import Tensor, nn
 from ganlab.nets import layers
 from ganlab.nets.layers import (
     check_generator_norm,
-    check_image_shape,
     check_norm,
     feature_norm,
+    image_plan,
     spectral,
-    upsampling_plan,
     weight_norm,
 )
 
@@ -93,9 +92,8 @@ class ResNetGenerator(nn.Module):
         super().__init__()
         self.z_dim = int(z_dim)
         self.data_shape = tuple(data_shape)
-        channels, side = check_image_shape(self.data_shape, "ResNetGenerator")
+        channels, start, n_up = image_plan(self.data_shape, "ResNetGenerator")
         check_generator_norm(norm)
-        start, n_up = upsampling_plan(side, "ResNetGenerator")
         self.start_shape = (width, start, start)
         self.project = spectral(nn.Linear(self.z_dim, width * start * start), spectral_norm)
         self.blocks = nn.Sequential(
@@ -126,8 +124,7 @@ class ResNetDiscriminator(nn.Module):
         super().__init__()
         self.data_shape = tuple(data_shape)
         self.norm = check_norm(norm)
-        channels, side = check_image_shape(self.data_shape, "ResNetDiscriminator")
-        _, n_up = upsampling_plan(side, "ResNetDiscriminator")
+        channels, _, n_up = image_plan(self.data_shape, "ResNetDiscriminator")
         n_down = max(1, n_up - 1)
         downs = [True] * (n_down - 1) + [False, False]
         blocks = [DBlock(channels, width, down=True, first=True, norm=norm, act=activation)]
