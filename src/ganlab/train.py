@@ -384,7 +384,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
 
     Raises :class:`ConfigError` for an invalid config (single run; nothing written) and re-raises an
     exception of the run after recording it (single run); ends with ``SystemExit(128 + signal)`` when the
-    run was interrupted, after saving its checkpoint and summary."""
+    run was interrupted, after saving its checkpoint and summary. A process that Lightning started for
+    another rank returns instead: rank 0 reports the run, and Lightning's observer of those processes
+    kills rank 0 (SIGKILL, while it may still be writing the summary or closing wandb) as soon as one of
+    them exits with a non-zero code."""
     run_dir = Path(cfg.paths.output_dir)
     started = time.perf_counter()
     summary = new_summary(cfg, overrides)
@@ -420,7 +423,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
             raise
     finally:
         finish_summary(summary, run_dir, trainer, module, started)
-    if exit_code is not None:
+    if exit_code is not None and (rank_zero or launched_externally()):
         raise SystemExit(exit_code)
     return summary
 

@@ -44,13 +44,16 @@ class Checkpoint(pl.Callback):
 
     ``signals`` (default SIGTERM, SIGUSR1 and SIGUSR2: what clusters and submitit send before preempting or
     timing out a job) are handled while training runs: the current step finishes, a checkpoint is saved,
-    the handler that was installed before training for that signal is called (submitit's, which requeues
-    the job and exits), and :class:`Preempted` ends the run (status ``interrupted``) before the next step.
-    On several processes the decision is shared (one boolean all-reduce per step): a signal to any
-    process stops all of them after the same step, so none waits forever in a collective.
-    This replaces, for that time, Lightning's own SIGTERM handler, which stops without saving (and its
-    SIGUSR1 handler, installed only under SLURM with auto-requeue). ``resume=auto`` continues the run when
-    the requeued job starts again.
+    the launcher's handler for that signal is called (the one installed before the Trainer put in its own:
+    submitit's, which requeues the job and exits), and :class:`Preempted` ends the run (status
+    ``interrupted``) before the next step. On several processes the decision is shared (one boolean
+    all-reduce at the end of each step): a signal to any process stops all of them after the same step, and
+    a signal that arrives after that all-reduce waits for the next one, so that no process leaves while the
+    others enter the next step's collectives. Only a process that received the signal calls the launcher's
+    handler. This replaces, for that time, Lightning's own SIGTERM handler, which stops without saving and,
+    on several processes, runs a collective (a broadcast) inside the signal handler, and its SIGUSR1
+    handler, installed only under SLURM with auto-requeue. ``resume=auto`` continues the run when the
+    requeued job starts again.
     """
 
     def __init__(
@@ -69,9 +72,11 @@ class Checkpoint(pl.Callback):
         self.dirpath = Path(dirpath)
         self.every = int(every)
         self.signals = [getattr(signal, str(s)) for s in signals]
-        self.received: int | None = None
+        self.received: int | None = None  # a signal this process got
+        self.stopping: int | None = None  # the signal the run stops for, decided at a step's end
         self.saved_at: int | None = None  # generator steps of this session's latest save
-        self._previous_handlers: dict[int, Any] = {}
+        self._launcher_handlers: dict[int, Any] = {}  # in place before the Trainer installed its own
+        self._installed = False
         self._flush_pending = False
 
     @property
@@ -83,27 +88,37 @@ class Checkpoint(pl.Callback):
             for stale in self.dirpath.glob(".last.ckpt.tmp*"):  # left by a killed process
                 stale.unlink(missing_ok=True)
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Called before the Trainer installs its signal handlers: those in place are the launcher's."""
+        self._launcher_handlers = {signum: signal.getsignal(signum) for signum in self.signals}
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.received = None
+        self.received = self.stopping = None
         if threading.current_thread() is threading.main_thread():
             for signum in self.signals:
-                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+                signal.signal(signum, self._on_signal)
+            self._installed = True
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.received = signum  # acted on at the end of the current step (saving here could tear a step)
 
     def _restore_handlers(self) -> None:
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
-        self._previous_handlers = {}
+        """Puts back the launcher's handlers, which the Trainer's teardown restores too, rather than the
+        Trainer's: a signal repeated while the run shuts down must not start the Trainer's broadcast."""
+        if self._installed:
+            for signum, handler in self._launcher_handlers.items():
+                if handler is not None:  # None: a handler not installed from Python, left as it is
+                    signal.signal(signum, handler)
+            self._installed = False
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        stop = self.received is not None
         if trainer.world_size > 1:  # all processes stop after the same step when any got a signal
-            stop = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
-            if stop and self.received is None:
-                self.received = self.signals[0] if self.signals else signal.SIGTERM
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop and self.stopping is None:
+            self.stopping = self.received if self.received is not None else self.signals[0]
         due = self.every and pl_module.g_steps % self.every == 0
-        if (due or self.received is not None) and self.saved_at != pl_module.g_steps:
+        if (due or self.stopping is not None) and self.saved_at != pl_module.g_steps:
             self.save(trainer, pl_module)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx: int) -> None:
@@ -113,16 +128,16 @@ class Checkpoint(pl.Callback):
             self._flush_pending = False
             for logger in trainer.loggers:
                 logger.save()
-        if self.received is not None and self.saved_at == pl_module.g_steps:
-            signum = self.received
-            name = signal.Signals(signum).name
+        if self.stopping is not None and self.saved_at == pl_module.g_steps:
+            signum = self.stopping
             log.warning(
-                "received %s: saved a checkpoint at generator step %d, stopping", name, pl_module.g_steps
+                "received %s: saved a checkpoint at generator step %d, stopping",
+                signal.Signals(signum).name,
+                pl_module.g_steps,
             )
-            previous = self._previous_handlers.get(signum)
-            self._restore_handlers()
-            if callable(previous):  # e.g. submitit's requeue on SIGUSR2, which then exits itself
-                previous(signum, None)
+            launcher = self._launcher_handlers.get(signum)
+            if self.received == signum and callable(launcher):  # e.g. submitit's requeue, which exits
+                launcher(signum, None)
             raise Preempted(signum, pl_module.g_steps)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
