@@ -131,8 +131,9 @@ class Checkpoint(pl.Callback):
         if self.stopping is not None and self.saved_at == pl_module.g_steps:
             signum = self.stopping
             log.warning(
-                "received %s: saved a checkpoint at generator step %d, stopping",
+                "%s received%s: saved a checkpoint at generator step %d, stopping",
                 signal.Signals(signum).name,
+                "" if self.received == signum else " by another process",
                 pl_module.g_steps,
             )
             launcher = self._launcher_handlers.get(signum)
