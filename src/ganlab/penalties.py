@@ -111,15 +111,15 @@ class GradientPenalty(Penalty):
 
 class DRAGANPenalty(GradientPenalty):
     """DRAGAN (Kodali et al. 2017, "On Convergence and Stability of GANs", eq. 5): the one-centred
-        gradient penalty of :class:`GradientPenalty` in a neighbourhood of the *real* data, to keep D from
-        forming sharp gradients around real points (the mode-collapse mechanism the paper describes).
+    gradient penalty of :class:`GradientPenalty` in a neighbourhood of the *real* data, to keep D from
+    forming sharp gradients around real points (the mode-collapse mechanism the paper describes).
 
-        The paper writes the points as ``x + delta``, ``delta ~ N(0, cI)``; its reference implementation
-        (kodalinaveen3/DRAGAN, followed here) perturbs ``x_p = x + scale * std(x) * u``, ``u ~ U[0, 1]`` per
-        element and ``std(x)`` the standard deviation of all elements of the real batch (the global batch when
-    training on several processes: :func:`ganlab.distributed.batch_std`), then penalises at a
-        random point of the segment, ``x_hat = x + alpha (x_p - x)``, ``alpha ~ U[0, 1]`` per sample. Defaults
-        are the reference's: ``weight`` (lambda) 10, ``scale`` 0.5, ``center`` 1.
+    The paper writes the points as ``x + delta``, ``delta ~ N(0, cI)``; its reference implementation
+    (kodalinaveen3/DRAGAN, followed here) perturbs ``x_p = x + scale * std(x) * u``, ``u ~ U[0, 1]`` per
+    element and ``std(x)`` the standard deviation of all elements of the real batch (the global batch when
+    training on several processes: :func:`ganlab.distributed.batch_std`), then penalises at a random point
+    of the segment, ``x_hat = x + alpha (x_p - x)``, ``alpha ~ U[0, 1]`` per sample. Defaults are the
+    reference's: ``weight`` (lambda) 10, ``scale`` 0.5, ``center`` 1.
     """
 
     def __init__(self, weight: float = 10.0, scale: float = 0.5, center: float = 1.0, every: int = 1) -> None:

@@ -128,9 +128,9 @@ class GANDataModule(pl.LightningDataModule):
     ``shuffle_seed`` and the epoch (:class:`EpochBatchSampler`; ganlab.train passes ``seed=``; ``None``
     draws one from the global torch RNG). ``batch_size`` is per process: training on ``W`` processes, each
     takes its shard of a global batch of ``W * batch_size`` per critic update. The module counts the
-    batches handed to training steps and
-    saves that count and the seed in checkpoints (:meth:`state_dict`), so that a resumed run continues
-    with the very batch an uninterrupted run would have seen next.
+    batches handed to training steps and saves that count and the seed in checkpoints
+    (:meth:`state_dict`), so that a resumed run continues with the very batch an uninterrupted run would
+    have seen next.
 
     ``in_memory``: once a trainer is attached, the whole training set is moved to its device (the GPU when
     training there) and batches are gathered there in the training process (``num_workers`` is then 0):
