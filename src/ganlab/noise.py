@@ -41,7 +41,7 @@ class BatchNoise:
         return self.generator.device if self.generator is not None else device
 
     def _mine(self, full: Tensor, n: int, device: Device) -> Tensor:
-        rows = full[self.rank * n : (self.rank + 1) * n] if self.world_size > 1 else full
+        rows = full[self.rank * n : (self.rank + 1) * n]
         return rows.to(device) if device is not None else rows
 
     def _draw(

@@ -113,9 +113,8 @@ class EpochBatchSampler(Sampler[list[int]]):
         for b in range(skip, len(self)):
             self._handed_out += 1
             batch = perm[b * self.global_batch : (b + 1) * self.global_batch]
-            if self.world_size > 1:  # (chunks, world, rows) -> this rank's rows of every chunk
-                batch = batch.view(self.chunks, self.world_size, -1)[:, self.rank].reshape(-1)
-            yield batch.tolist()
+            # (chunks, world, rows) -> this rank's rows of every chunk (the whole batch on one process)
+            yield batch.view(self.chunks, self.world_size, -1)[:, self.rank].reshape(-1).tolist()
 
 
 class GANDataModule(pl.LightningDataModule):
