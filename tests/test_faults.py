@@ -159,7 +159,7 @@ def test_a_runtime_exception_in_a_multirun_job_is_recorded_not_raised(make_cfg, 
     cfg = make_cfg("trainer.max_steps=5")
     import ganlab.train as train_module
 
-    monkeypatch.setattr(train_module, "_in_multirun", lambda: True)
+    monkeypatch.setattr(train_module, "in_multirun", lambda: True)
 
     original = train_module.build_trainer
     monkeypatch.setattr(train_module, "build_trainer", lambda *a: _with(original(*a), Boom()))

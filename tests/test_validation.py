@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from fakedata import make_mnist
+from ganlab.cli import hint_unknown_keys
 from ganlab.config import ConfigError
-from ganlab.train import hint_unknown_keys, train
+from ganlab.train import train
 
 
 def rejected(make_cfg, *overrides: str, run_dir: Path | None = None, tiny: bool = True) -> str:
@@ -219,7 +220,7 @@ def test_unknown_group_option_or_key_exits_1_listing_the_valid_ones(
     """Through ``main`` in this process (the command line's code path, without a second of imports)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from ganlab.train import main
+    from ganlab.cli import main
 
     GlobalHydra.instance().clear()
     monkeypatch.chdir(tmp_path)

@@ -108,6 +108,8 @@ class GAN(pl.LightningModule):
         lr_schedule: optional learning-rate scheduler factory (Hydra ``_partial_``, e.g. cosine annealing)
             applied to each optimizer and stepped once per generator step.
         augment: a transform of every D input (``ganlab.augment.DiffAugment``); see :meth:`critic`.
+        run_config: the run's resolved config, saved in every checkpoint (a resume checks it against its own
+            config; ``ganlab.sample`` rebuilds the networks from it).
 
     Class-conditional nets (``ganlab.nets``: ``conditional = True``) get labels: D the batch's labels for
     real samples; G and D the same uniformly drawn labels for generated ones (drawn from the noise
@@ -128,6 +130,7 @@ class GAN(pl.LightningModule):
         noise_seed: int = 0,
         lr_schedule: Callable[..., Any] | None = None,
         augment: InputTransform | None = None,
+        run_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -151,7 +154,7 @@ class GAN(pl.LightningModule):
         self._noise_state: Tensor | None = None
         self._train_rng: dict[str, Any] | None = None  # the training steps' own RNG stream
         self.replica_max_abs_diff: float | None = None  # set at the end of a multi-process training
-        self.run_config: dict[str, Any] = {}
+        self.run_config = dict(run_config or {})
 
     @property
     def z_dim(self) -> int:

@@ -1,13 +1,14 @@
-"""OmegaConf resolvers used by the configs to name and group tracker runs."""
+"""What Hydra knows about the running job (its group choices, overrides, sweep), and the OmegaConf
+resolvers that name, tag and group tracker runs with it. Light imports only: the command line reads this
+before torch or Lightning are needed."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import string
-from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 
 def _hydra():
@@ -16,27 +17,79 @@ def _hydra():
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
+def in_multirun() -> bool:
+    """Whether this job is one of a multirun (``-m``)."""
+    hc = _hydra()
+    return hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
+
+
+def task_overrides() -> list[str]:
+    """The job's command-line overrides, without Hydra's own (``hydra.*``)."""
+    hc = _hydra()
+    return [o for o in (hc.overrides.task if hc else []) if not o.startswith("hydra.")]
+
+
+def choices(cfg: DictConfig | None = None) -> dict[str, Any]:
+    """The option picked in each config group, when run through Hydra: ``{"loss": "hinge", ...}``.
+
+    A list-valued group (``penalty=[gp,r1]``), which Hydra leaves out of its runtime choices, is the list of
+    its options, read from the names the options put into ``cfg`` (each option of a list group packages
+    itself under its own name, as ``conf/penalty/gp.yaml`` does under ``gp``). A component whose ``_target_``
+    was overridden (``loss._target_=mypkg.MyLoss``) is recorded by that target, not by the option whose
+    other keys it kept."""
+    hc = _hydra()
+    if hc is None:
+        return {}
+    from ganlab.paths import CONF_DIR
+
+    picked: dict[str, Any] = {
+        k: str(v) for k, v in hc.runtime.choices.items() if v is not None and not k.startswith("hydra")
+    }
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()} - set(hc.runtime.choices)
+    for group in sorted(groups):
+        node = cfg.get(group) if cfg is not None else None
+        if isinstance(node, DictConfig) and len(node):
+            picked[group] = [str(k) for k in node]
+    for override in task_overrides():
+        key, _, value = override.lstrip("+").partition("=")
+        group = key.removesuffix("._target_")
+        if group != key and group in picked:
+            picked[group] = value
+    return picked
+
+
+def targets(node: Any, prefix: str = "") -> dict[str, str]:
+    """Every component of a config by where it sits and the class (or function) it builds:
+    ``{"loss": "ganlab.losses.HingeLoss", "penalty.gp": ..., "model.generator": ...}``."""
+    found: dict[str, str] = {}
+    items = node.items() if isinstance(node, dict | DictConfig) else []
+    for key, value in items:
+        if key == "_target_":
+            found[prefix.rstrip(".") or "."] = str(value)
+        elif isinstance(value, dict | DictConfig):
+            found.update(targets(value, f"{prefix}{key}."))
+    return found
+
+
 def run_name() -> str:
     """The job's command-line overrides (``loss=hinge,seed=1``), or ``default`` when there are none."""
-    hc = _hydra()
-    overrides = list(hc.overrides.task) if hc else []
-    return ",".join(o for o in overrides if not o.startswith("hydra.")) or "default"
+    return ",".join(task_overrides()) or "default"
 
 
 def sweep_group() -> str:
     """The sweep folder in a multirun (all jobs of a sweep share it), else ``single``."""
     hc = _hydra()
-    if hc is None or str(hc.mode) != "RunMode.MULTIRUN":
-        return "single"
-    return str(hc.sweep.dir)
+    return str(hc.sweep.dir) if in_multirun() else "single"
 
 
-def tags(*, _root_) -> list[str]:
-    """The loss, model and data choices (``loss:hinge``) followed by the config's own ``tags``."""
-    hc = _hydra()
-    choices = hc.runtime.choices if hc else {}
-    picked = [f"{group}:{choices[group]}" for group in ("loss", "model", "data") if choices.get(group)]
-    return picked + [str(t) for t in _root_.get("tags", [])]
+def tags(*, _root_: DictConfig) -> list[str]:
+    """Every group choice (``loss:hinge``, ``penalty:gp+r1`` for a list-valued group) and the seed, followed
+    by the config's own ``tags``."""
+    picked = [
+        f"{group}:{'+'.join(value) if isinstance(value, list) else value}"
+        for group, value in choices(_root_).items()
+    ]
+    return [*picked, f"seed:{_root_.get('seed')}", *(str(t) for t in _root_.get("tags", []))]
 
 
 def new_run_id() -> str:
@@ -44,18 +97,6 @@ def new_run_id() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
 
-def run_id(output_dir: str) -> str:
-    """The id of the run in ``output_dir``, from its ``summary.json`` (written before the trackers start,
-    and kept over the sessions of a resumed run), so that every session of a run logs to one tracker run
-    (wandb ``id`` with ``resume: allow``); a fresh id when there is none."""
-    try:
-        value = json.loads((Path(output_dir) / "summary.json").read_text()).get("run_id")
-    except (OSError, ValueError):
-        value = None
-    return str(value) if value else new_run_id()
-
-
 OmegaConf.register_new_resolver("ganlab.run_name", run_name, replace=True)
 OmegaConf.register_new_resolver("ganlab.sweep_group", sweep_group, replace=True)
 OmegaConf.register_new_resolver("ganlab.tags", tags, replace=True)
-OmegaConf.register_new_resolver("ganlab.run_id", run_id, replace=True)

@@ -1,5 +1,6 @@
-"""Resuming a run: where from (``resume=auto|never|PATH``), whether the checkpoint fits the config, and
-the run folder's files (``metrics.csv`` is continued, not wiped; nothing of another run is overwritten).
+"""Where a run starts: from scratch or from which checkpoint (``resume=auto|never|PATH``), and whether the
+checkpoint fits the config and the run folder may be used (nothing of another run is overwritten). Reads
+only; the run folder's files are :mod:`ganlab.run_folder`'s.
 
 ``resume=auto`` (the default) continues from ``<run>/checkpoints/last.ckpt`` when it exists, so that
 rerunning a command with the same ``hydra.run.dir`` (or a requeued job of a sweep, same
@@ -10,7 +11,6 @@ folder other than the checkpoint's own, only when that folder holds no results.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import socket
@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import CSVLogger
-from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from ganlab.callbacks.checkpoint import CheckpointError, load_checkpoint
 from ganlab.config import ConfigError
 
 NEVER = {None, False, "never", "null", "none"}
@@ -56,6 +54,12 @@ class ResumePlan:
     previous_summary: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def run_id(self) -> str | None:
+        """The id of the run this one continues (its summary's), or ``None`` for a new run."""
+        previous = self.previous_summary if self.ckpt_path is not None else None
+        return (previous or {}).get("run_id") or None
+
 
 def checkpoint_path(cfg: DictConfig, run_dir: Path) -> Path:
     """The run's own ``last.ckpt`` (the checkpoint callback's folder, ``<run>/checkpoints`` by default)."""
@@ -75,29 +79,6 @@ def read_previous_summary(run_dir: Path) -> dict[str, Any] | None:
         return json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-
-
-def load_checkpoint(path: Path, key: str) -> dict[str, Any]:
-    """A ganlab checkpoint (on CPU), or a :class:`ConfigError` naming ``key=path`` when it is missing,
-    unreadable or not ganlab's."""
-    if not path.is_file():
-        raise ConfigError(
-            f"{key}={str(path)!r}: no such checkpoint file. Valid: the path of a ganlab "
-            "checkpoint (a run's checkpoints/last.ckpt), auto or never."
-        )
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(
-            f"{key}={str(path)!r}: the checkpoint cannot be read ({type(exc).__name__}: {exc}); "
-            "it is corrupt or truncated. Valid: an intact ganlab checkpoint."
-        ) from exc
-    if not isinstance(ckpt, dict) or "ganlab" not in ckpt or "state_dict" not in ckpt:
-        raise ConfigError(
-            f"{key}={str(path)!r} is not a ganlab checkpoint (no 'ganlab' and 'state_dict' "
-            "entries). Valid: a checkpoint written by ganlab.train."
-        )
-    return ckpt
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -215,7 +196,10 @@ def plan_replica(cfg: DictConfig, run_dir: Path, data_shape: tuple[int, ...]) ->
 def _plan_from(
     path: Path, cfg: DictConfig, data_shape: tuple[int, ...], key: str, previous: dict[str, Any] | None
 ) -> ResumePlan:
-    ckpt = load_checkpoint(path, key)
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
     warnings = compare_configs(ckpt["ganlab"], cfg, data_shape, key)
     return ResumePlan(
         ckpt_path=path,
@@ -225,98 +209,3 @@ def _plan_from(
         previous_summary=previous,
         warnings=warnings,
     )
-
-
-def truncate_csv(path: Path, rows: int, g_steps: int) -> None:
-    """Cut ``metrics.csv`` back to the state of a checkpoint (atomically): the ``rows`` rows written before
-    it was saved, and of the later ones only those of steps it includes (``step < g_steps``: Lightning
-    writes a step's row just after the batch-end hooks that save). The rest came from training after the
-    checkpoint, which the resume repeats."""
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        header, *lines = list(csv.reader(f))
-    step = header.index("step") if "step" in header else None
-    keep = lines[:rows] + [r for r in lines[rows:] if step is not None and r[step] and int(r[step]) < g_steps]
-    if len(keep) == len(lines):
-        return
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows([header, *keep])
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-class AppendingWriter(ExperimentWriter):
-    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued: Lightning's deletes it
-    when the writer is created, which would wipe a resumed run's history. Counts the rows on disk so that a
-    checkpoint can record how many belong to the state it saves."""
-
-    def _check_log_dir_exists(self) -> None:
-        self.rows_written = 0
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
-                reader = csv.DictReader(f)
-                self.metrics_keys = list(reader.fieldnames or [])
-                self.rows_written = sum(1 for _ in reader)
-
-    def save(self) -> None:
-        pending = len(self.metrics)
-        super().save()
-        self.rows_written += pending
-
-
-class AppendingCSVLogger(CSVLogger):
-    """``metrics.csv`` through :class:`AppendingWriter`; ``rows_written`` is the number of rows on disk."""
-
-    @property
-    def experiment(self) -> AppendingWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = AppendingWriter(log_dir=self.log_dir)
-        return self._experiment
-
-    @property
-    def rows_written(self) -> int:
-        return self.experiment.rows_written if self._experiment is not None else 0
-
-
-# run folders ---------------------------------------------------------------------------------------------
-def is_fresh_folder(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds no run: it is missing, or holds only log files (Hydra opens the job's
-    ``<job>.log`` before the task starts). Such a folder may be removed or marked; any other is a run's."""
-    if not run_dir.exists():
-        return True
-    return run_dir.is_dir() and all(p.is_file() and p.suffix == ".log" for p in run_dir.iterdir())
-
-
-def discard_fresh_folder(run_dir: Path) -> None:
-    """Remove a run folder that holds no run (see :func:`is_fresh_folder`), and the parents Hydra created
-    for it that are now empty (``outputs/runs/<date>/``), up to the working directory."""
-    if not run_dir.exists() or not is_fresh_folder(run_dir):
-        return
-    for p in run_dir.iterdir():
-        p.unlink()
-    run_dir.rmdir()
-    cwd = Path.cwd().resolve()
-    parent = run_dir.resolve().parent
-    while parent != cwd and cwd in parent.parents and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent
-
-
-def write_hydra_files(run_dir: Path, cfg: DictConfig) -> None:
-    """Write ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml) as Hydra does, once the config is
-    known to be valid. ganlab sets ``hydra.output_subdir: null`` so that Hydra itself does not write them
-    before the task starts: a rejected rerun into an existing run folder must leave its files unchanged."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized() or HydraConfig.get().get("output_subdir") is not None:
-        return  # not run through Hydra, or Hydra writes them itself
-    folder = run_dir / ".hydra"
-    folder.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, folder / "config.yaml")
-    OmegaConf.save(HydraConfig.instance().cfg, folder / "hydra.yaml")
-    OmegaConf.save(HydraConfig.get().overrides.task, folder / "overrides.yaml")
-    (run_dir / f"{HydraConfig.get().job.name}.log").touch()  # opened lazily (delay: true): make it exist

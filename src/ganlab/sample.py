@@ -28,6 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from ganlab.callbacks.checkpoint import CheckpointError, load_checkpoint
 from ganlab.callbacks.ema import CHECKPOINT_KEY as EMA_KEY
 from ganlab.nets import build_net, is_conditional, run
 from ganlab.plotting import save_samples
@@ -52,20 +53,6 @@ SUFFIXES = (".npy", ".png")
 
 class SampleError(ValueError):
     """Bad arguments or an unreadable checkpoint."""
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A ganlab checkpoint as a dict; a clear error when it is missing, corrupt or not ganlab's."""
-    path = Path(path)
-    if not path.is_file():
-        raise SampleError(f"checkpoint {str(path)!r} does not exist (expected a run's checkpoints/last.ckpt)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SampleError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(ckpt, dict) or "ganlab" not in ckpt or "state_dict" not in ckpt:
-        raise SampleError(f"{str(path)!r} is not a ganlab checkpoint (no 'ganlab' and 'state_dict' entries)")
-    return ckpt
 
 
 def generator_weights(ckpt: dict[str, Any], ema: bool | None = None) -> dict[str, Tensor]:
@@ -232,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         path = sample(**args)
-    except SampleError as exc:
+    except (SampleError, CheckpointError) as exc:
         print(f"ganlab.sample: {exc}", file=sys.stderr)
         return 2
     print(f"wrote samples to {path}")

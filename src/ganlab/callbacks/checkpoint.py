@@ -10,8 +10,38 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 
 log = logging.getLogger("ganlab")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable or not written by ganlab."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The ganlab checkpoint at ``path``, loaded on the CPU with ``weights_only=True`` (plain tensors and
+    containers: a checkpoint cannot run code); :class:`CheckpointError` naming the path when it is missing,
+    corrupt or truncated, or not ganlab's (no ``ganlab`` and ``state_dict`` entries)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"no such checkpoint file: {str(path)!r} does not exist. Valid: the path of a ganlab checkpoint "
+            "(a run's checkpoints/last.ckpt)."
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"the checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: {exc}); it is corrupt or "
+            "truncated. Valid: an intact ganlab checkpoint."
+        ) from exc
+    if not isinstance(ckpt, dict) or "ganlab" not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(
+            f"{str(path)!r} is not a ganlab checkpoint (no 'ganlab' and 'state_dict' entries). Valid: a "
+            "checkpoint written by ganlab.train."
+        )
+    return ckpt
 
 
 class Preempted(SystemExit):
@@ -82,6 +112,10 @@ class Checkpoint(pl.Callback):
     @property
     def last(self) -> Path:
         return self.dirpath / "last.ckpt"
+
+    def summary_fields(self, run_dir: Path) -> dict[str, str]:
+        """``checkpoint``: the last checkpoint, relative to the run folder (summary.json)."""
+        return {"checkpoint": os.path.relpath(self.last, run_dir)} if self.last.exists() else {}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if trainer.is_global_zero:

@@ -15,7 +15,7 @@ class Evaluation(pl.Callback):
     """Every ``every`` generator steps (0: only at the end) and at the end of training, draws
     ``n_samples`` samples in batches of ``batch_size`` from fixed noise (seed ``seed``), feeds them to
     each metric and logs the results as ``metrics/<key>`` to every tracker. ``latest`` keeps the last
-    values, which ganlab.train writes into ``summary.json``.
+    values, which it contributes to ``summary.json`` (:meth:`summary_fields`).
 
     ``metrics`` maps a name to a factory called with ``datamodule=`` (Hydra ``_partial_``), so that a
     metric can read what it needs from the data (mode means, a reference set, ...).
@@ -56,6 +56,13 @@ class Evaluation(pl.Callback):
             name: {**(metric.protocol() if hasattr(metric, "protocol") else {}), **common}
             for name, metric in self.metrics.items()
         }
+
+    def summary_fields(self, run_dir: Any) -> dict[str, dict[str, Any]]:
+        """``metrics`` (the last evaluation's values) and ``metrics_protocol`` (summary.json)."""
+        if not self.metrics:
+            return {}
+        values = {k: v for k, v in self.latest.items() if k.startswith("metrics/")}
+        return {"metrics": values, "metrics_protocol": self.protocols()}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
         self.metrics = {name: make(datamodule=trainer.datamodule) for name, make in self.factories.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -52,3 +53,9 @@ class SampleImages(pl.Callback):
         image = save_samples(path, fake, self.real, title=f"generator step {pl_module.g_steps}")
         log_image(trainer, "samples", image, step=pl_module.g_steps)
         self.last_path = path
+
+    def summary_fields(self, run_dir: Path) -> dict[str, str]:
+        """``samples``: the last picture, relative to the run folder (summary.json)."""
+        if self.last_path is None or not self.last_path.exists():
+            return {}
+        return {"samples": os.path.relpath(self.last_path, run_dir)}

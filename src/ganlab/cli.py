@@ -1,0 +1,157 @@
+"""The command line of ``python -m ganlab.train`` (``ganlab-train``): the Hydra app, its exit code, the
+outcome of a multirun, and hints for mistyped keys.
+
+Exit codes: 0 when every run completed or diverged (divergence is a result of the experiment, recorded
+in summary.json); 1 when a run failed with an exception (a multirun runs all its jobs first, then exits
+1 and lists the failed run folders); 2 for an invalid config of a single run (one paragraph on stderr,
+no run folder left behind); 128 + signal number when a run was interrupted (143 for SIGTERM, 138 for
+SIGUSR1, 130 for Ctrl-C): the checkpoint is saved and a multirun stops, so that rerunning the same
+command resumes it (``resume=auto``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.experimental.callback import Callback as HydraCallback
+from omegaconf import DictConfig, OmegaConf
+
+from ganlab.config import ConfigError
+from ganlab.paths import CONF_DIR
+from ganlab.resolvers import task_overrides
+from ganlab.summary import read_summary
+
+FAILED_RUNS: list[Path] = []  # run folders of this process's multirun jobs that failed (exit code 1)
+
+
+class MultirunOutcome(HydraCallback):
+    """Hydra callback (``hydra.callbacks`` in conf/train.yaml): after a multirun, list the jobs whose
+    run failed, so that :func:`main` exits 1. It reads the summaries, so it works with any launcher
+    (jobs in other processes or on other machines included)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
+        FAILED_RUNS.clear()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        for path in sorted(sweep.glob("**/summary.json")):
+            folder = path.parent.resolve()
+            if path.stat().st_mtime >= getattr(self, "started", 0) - 1 and folder not in FAILED_RUNS:
+                try:
+                    failed = read_summary(folder).get("status") == "failed"
+                except (OSError, ValueError):
+                    continue
+                if failed:
+                    FAILED_RUNS.append(folder)
+        if FAILED_RUNS:
+            folders = ", ".join(str(p) for p in FAILED_RUNS)
+            print(
+                f"ganlab: {len(FAILED_RUNS)} job(s) of the sweep failed (see the errors above): {folders}",
+                file=sys.stderr,
+            )
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def _app(cfg: DictConfig) -> float | None:
+    from ganlab.train import train
+
+    try:
+        summary = train(cfg, task_overrides())
+    except ConfigError as exc:
+        print(f"ganlab: invalid config: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if summary["status"] == "failed":  # a multirun job (a single run raised): the sweep exits 1
+        FAILED_RUNS.append(Path(cfg.paths.output_dir).resolve())
+    metric = cfg.get("optimized_metric")
+    if not metric:
+        return None
+    value = summary["metrics"].get(metric)
+    return float("nan") if value is None else value  # a sweeper records NaN as a failed trial
+
+
+# hints for mistyped keys -------------------------------------------------------------------------------
+def _config_groups() -> set[str]:
+    return {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+
+
+def _known_top_level_keys() -> set[str]:
+    keys = set(OmegaConf.load(CONF_DIR / "train.yaml").keys()) - {"defaults"}
+    return keys | _config_groups() | {"hydra"}
+
+
+def _unknown_key_hint(arg: str, name: str, known: Any, where: str) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return (
+        f"ganlab: unknown key {name!r} in override {arg!r}"
+        + (f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ".")
+        + f" Valid {where}: {', '.join(sorted(str(k) for k in known))}."
+    )
+
+
+def _composed(group_choices: list[str]) -> DictConfig | None:
+    """The config the group choices compose to (no other override), or ``None`` when it does not."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return compose("train", overrides=group_choices)
+    except Exception:
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def hint_unknown_keys(args: list[str]) -> list[str]:
+    """For each override naming a key that does not exist, a line naming it, the closest valid names and
+    all valid ones at that level (Hydra says only 'not in struct'): a top-level key that is neither a
+    config group nor a key of conf/train.yaml, or a nested one (``model.generator.widht``) checked against
+    the config the command's group choices compose to."""
+    known, hints, nested = _known_top_level_keys(), [], []
+    overrides = [a for a in args if not a.startswith("-") and "=" in a]
+    for arg in overrides:
+        key = arg.split("=", 1)[0].split("@", 1)[0]
+        top = key.lstrip("+~").split(".", 1)[0].split("/", 1)[0]
+        if top and top not in known:
+            hints.append(_unknown_key_hint(arg, top, known, "top-level keys and groups"))
+        elif "." in key and not key.startswith(("+", "~", "hydra.")):
+            nested.append((arg, key.split(".")))
+    choices = [a for a in overrides if a.split("=", 1)[0] in _config_groups()]
+    cfg = _composed(choices) if nested else None
+    if cfg is None:  # no nested key, or the group choices themselves are wrong (Hydra says which)
+        return hints
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    for arg, parts in nested:
+        node: Any = tree
+        for depth, part in enumerate(parts):
+            if not isinstance(node, dict):  # below a value: Hydra's own message says it
+                break
+            if part not in node:
+                hints.append(_unknown_key_hint(arg, part, node.keys(), f"keys of {'.'.join(parts[:depth])}"))
+                break
+            node = node[part]
+    return hints
+
+
+def main() -> int:
+    """Console entry point (``python -m ganlab.train``, ``ganlab-train``): runs the Hydra app, adds a hint
+    to Hydra's error for a mistyped key, and returns the exit code (see the module docstring)."""
+    try:
+        _app()
+    except SystemExit as exc:
+        if exc.code == 1:
+            for hint in hint_unknown_keys(sys.argv[1:]):
+                print(hint, file=sys.stderr)
+        raise
+    return 1 if FAILED_RUNS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

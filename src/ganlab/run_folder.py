@@ -1,0 +1,242 @@
+"""A run folder's life: its first files once the run is known to be valid (``.hydra/``, ``metrics.csv`` cut
+back to a resumed checkpoint, a ``running`` summary), the rejection of an invalid config (which leaves an
+existing run untouched), and the final ``summary.json``. Fields of the summary are documented in the
+README ("What a run leaves behind").
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import platform
+import socket
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+
+import ganlab
+from ganlab.config import ConfigError
+from ganlab.distributed import started_as_rank_zero
+from ganlab.resolvers import choices, in_multirun, targets
+from ganlab.resume import ResumePlan
+from ganlab.summary import write_summary
+
+log = logging.getLogger("ganlab")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_summary(cfg: DictConfig, overrides: list[str] | None, run_id: str) -> dict[str, Any]:
+    """The summary of a run about to start (status ``running``)."""
+    return {
+        "status": "running",
+        "run_id": run_id,
+        "g_steps": 0,
+        "d_steps": 0,
+        "world_size": 1,
+        "replica_max_abs_diff": None,
+        "wall_s": 0.0,
+        "seed": int(cfg.seed) if isinstance(cfg.get("seed"), int) else cfg.get("seed"),
+        "overrides": list(overrides or []),
+        "choices": choices(cfg),
+        "targets": targets(OmegaConf.to_container(cfg, resolve=False)),
+        "metrics": {},
+        "metrics_protocol": {},
+        "error": None,
+        "diverged_at": None,
+        "checkpoint": None,
+        "samples": None,
+        "started_at": _now(),
+        "finished_at": None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "versions": {
+            "ganlab": ganlab.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+# the folder ----------------------------------------------------------------------------------------------
+def is_fresh_folder(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds no run: it is missing, or holds only log files (Hydra opens the job's
+    ``<job>.log`` before the task starts). Such a folder may be removed or marked; any other is a run's."""
+    if not run_dir.exists():
+        return True
+    return run_dir.is_dir() and all(p.is_file() and p.suffix == ".log" for p in run_dir.iterdir())
+
+
+def discard_fresh_folder(run_dir: Path) -> None:
+    """Remove a run folder that holds no run (see :func:`is_fresh_folder`), and the parents Hydra created
+    for it that are now empty (``outputs/runs/<date>/``), up to the working directory."""
+    if not run_dir.exists() or not is_fresh_folder(run_dir):
+        return
+    for p in run_dir.iterdir():
+        p.unlink()
+    run_dir.rmdir()
+    cwd = Path.cwd().resolve()
+    parent = run_dir.resolve().parent
+    while parent != cwd and cwd in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+
+
+def write_hydra_files(run_dir: Path, cfg: DictConfig) -> None:
+    """Write ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml) as Hydra does, once the config is
+    known to be valid. ganlab sets ``hydra.output_subdir: null`` so that Hydra itself does not write them
+    before the task starts: a rejected rerun into an existing run folder must leave its files unchanged."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or HydraConfig.get().get("output_subdir") is not None:
+        return  # not run through Hydra, or Hydra writes them itself
+    folder = run_dir / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, folder / "config.yaml")
+    OmegaConf.save(HydraConfig.instance().cfg, folder / "hydra.yaml")
+    OmegaConf.save(HydraConfig.get().overrides.task, folder / "overrides.yaml")
+    (run_dir / f"{HydraConfig.get().job.name}.log").touch()  # opened lazily (delay: true): make it exist
+
+
+# metrics.csv ---------------------------------------------------------------------------------------------
+def truncate_csv(path: Path, rows: int, g_steps: int) -> None:
+    """Cut ``metrics.csv`` back to the state of a checkpoint (atomically): the ``rows`` rows written before
+    it was saved, and of the later ones only those of steps it includes (``step < g_steps``: Lightning
+    writes a step's row just after the batch-end hooks that save). The rest came from training after the
+    checkpoint, which the resume repeats."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        header, *lines = list(csv.reader(f))
+    step = header.index("step") if "step" in header else None
+    keep = lines[:rows] + [r for r in lines[rows:] if step is not None and r[step] and int(r[step]) < g_steps]
+    if len(keep) == len(lines):
+        return
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([header, *keep])
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued: Lightning's deletes it
+    when the writer is created, which would wipe a resumed run's history. Counts the rows on disk so that a
+    checkpoint can record how many belong to the state it saves."""
+
+    def _check_log_dir_exists(self) -> None:
+        self.rows_written = 0
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                reader = csv.DictReader(f)
+                self.metrics_keys = list(reader.fieldnames or [])
+                self.rows_written = sum(1 for _ in reader)
+
+    def save(self) -> None:
+        pending = len(self.metrics)
+        super().save()
+        self.rows_written += pending
+
+
+class AppendingCSVLogger(CSVLogger):
+    """``metrics.csv`` through :class:`AppendingWriter`; ``rows_written`` is the number of rows on disk."""
+
+    @property
+    def experiment(self) -> AppendingWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+    @property
+    def rows_written(self) -> int:
+        return self.experiment.rows_written if self._experiment is not None else 0
+
+
+# the run's lifecycle -------------------------------------------------------------------------------------
+def reject(cfg: DictConfig, run_dir: Path, summary: dict[str, Any], exc: ConfigError) -> dict[str, Any]:
+    """An invalid config: a single run leaves no run folder behind (a folder Hydra created for it is
+    removed) and raises; a job of a multirun is marked ``failed`` (summary.json in its new folder) so
+    that the sweep's table shows it, and the next job runs. An existing run's folder is never touched."""
+    fresh = is_fresh_folder(run_dir)
+    if not in_multirun():
+        if fresh:
+            discard_fresh_folder(run_dir)
+        raise exc
+    print(f"ganlab: invalid config for {run_dir}: {exc}", file=sys.stderr)
+    summary.update(status="failed", error=f"ConfigError: {exc}", finished_at=_now())
+    if fresh:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_hydra_files(run_dir, cfg)
+        write_summary(run_dir, summary)
+    return summary
+
+
+def start_run(cfg: DictConfig, run_dir: Path, plan: ResumePlan, summary: dict[str, Any]) -> float:
+    """Write the run folder's first files: ``.hydra/``, ``metrics.csv`` cut back to the resumed
+    checkpoint's rows (or removed on a fresh start: nothing resumable was there), and a ``running``
+    summary that continues a resumed run's. Returns the wall time of earlier sessions of a resumed run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_hydra_files(run_dir, cfg)
+    csv_path = run_dir / "metrics.csv"
+    if plan.ckpt_path is None:
+        csv_path.unlink(missing_ok=True)
+    elif plan.csv_rows is not None:
+        truncate_csv(csv_path, plan.csv_rows, plan.g_steps)
+    earlier = 0.0
+    previous = plan.previous_summary if plan.ckpt_path is not None else None
+    if previous:
+        summary["started_at"] = previous.get("started_at") or summary["started_at"]
+        summary["metrics"] = dict(previous.get("metrics") or {})
+        summary["metrics_protocol"] = dict(previous.get("metrics_protocol") or {})
+        summary["samples"] = previous.get("samples")
+        earlier = float(previous.get("wall_s") or 0.0)
+    if plan.ckpt_path is not None:
+        log.info("resuming from %s at generator step %d", plan.ckpt_path, plan.g_steps)
+        for change in plan.warnings:
+            log.warning(
+                "resumed with a changed setting (the run will differ from an uninterrupted one): %s", change
+            )
+    write_summary(run_dir, summary)
+    return earlier
+
+
+def _final_values(trainer: pl.Trainer) -> dict[str, float]:
+    """The last logged training values (losses, logits, norms)."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k}
+
+
+def finish_summary(
+    summary: dict[str, Any], run_dir: Path, trainer: pl.Trainer | None, module: Any, started: float
+) -> None:
+    """Complete ``summary`` with the run's counts, wall time and final values, plus what each callback
+    contributes (``summary_fields(run_dir)``: the evaluation its metrics and their protocol, the checkpoint
+    and samples callbacks their files), and write it (on the process that owns the run folder)."""
+    summary["wall_s"] = round(time.perf_counter() - started, 3)
+    summary["finished_at"] = _now()
+    summary.update(g_steps=module.g_steps, d_steps=module.d_steps)
+    summary["replica_max_abs_diff"] = module.replica_max_abs_diff
+    if trainer is not None:
+        summary["world_size"] = trainer.world_size
+        summary["metrics"] = {**summary["metrics"], **_final_values(trainer)}
+        for callback in trainer.callbacks:
+            contribute = getattr(callback, "summary_fields", None)
+            for key, value in (contribute(run_dir) if callable(contribute) else {}).items():
+                merge = isinstance(value, dict) and isinstance(summary.get(key), dict)
+                summary[key] = {**summary[key], **value} if merge else value
+    if summary["samples"] and not (run_dir / summary["samples"]).exists():
+        summary["samples"] = None
+    if trainer.is_global_zero if trainer is not None else started_as_rank_zero():
+        write_summary(run_dir, summary)
