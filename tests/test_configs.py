@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from fakedata import make_cifar10, make_image_folder, make_mnist, make_table
-from ganlab.train import CONF_DIR, train
+from ganlab.paths import CONF_DIR
+from ganlab.train import train
 
 VECTOR_DATA = {"ring8", "grid25", "moons", "swiss_roll", "tabular"}
 MODEL_FOR = {"vector": "mlp", "image": "dcgan"}

@@ -16,8 +16,9 @@ import torch
 
 from ganlab.config import ConfigError
 from ganlab.data.base import EpochBatchSampler
+from ganlab.paths import CONF_DIR
 from ganlab.summary import read_summary
-from ganlab.train import CONF_DIR, train
+from ganlab.train import train
 
 LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))
 # 48 samples: 6 step batches per epoch at n_critic 1, 1 at n_critic 5, so that runs cross epoch boundaries

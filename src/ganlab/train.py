@@ -43,6 +43,7 @@ from ganlab.config import ConfigError, validate, world_size
 from ganlab.distributed import ReplicaDDPStrategy, launched_externally, started_as_rank_zero
 from ganlab.module import GAN, Diverged
 from ganlab.nets import build_net
+from ganlab.paths import CONF_DIR
 from ganlab.resolvers import new_run_id
 from ganlab.resume import (
     AppendingCSVLogger,
@@ -56,7 +57,6 @@ from ganlab.resume import (
 )
 from ganlab.summary import read_summary, write_summary
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("ganlab")
 FAILED_RUNS: list[Path] = []  # run folders of this process's multirun jobs that failed (exit code 1)
 
