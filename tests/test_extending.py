@@ -135,7 +135,14 @@ def run(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(root)}
     common = ["logger=none", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
     return subprocess.run(
-        [sys.executable, "-m", "ganlab.train", *common, f"hydra.searchpath=[file://{root / 'myconf'}]", *args],
+        [
+            sys.executable,
+            "-m",
+            "ganlab.train",
+            *common,
+            f"hydra.searchpath=[file://{root / 'myconf'}]",
+            *args,
+        ],
         cwd=root,
         env=env,
         capture_output=True,

@@ -207,6 +207,48 @@ def test_cli_bad_rerun_into_an_existing_run_leaves_every_file_unchanged(make_cfg
     assert hashes(run) == before
 
 
+TINY_CLI = [
+    "trainer.max_steps=2",
+    "model.generator.width=8",
+    "model.discriminator.width=8",
+    "data.n_train=512",
+    "data.batch_size=16",
+    "callbacks.evaluation.n_samples=100",
+    "trainer.enable_progress_bar=false",
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A completed run made through the command line (shared by the cases, which must not change it)."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    proc = cli(*TINY_CLI, f"hydra.run.dir={run}", cwd=run.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '"status": "completed"' in (run / "summary.json").read_text()
+    return run
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        (["trainer.precision=bogus"], ["trainer", "'bogus'", "precision"]),
+        (["trainer.accelerator=quantum"], ["trainer", "quantum"]),
+        (["logger=tensorboard", "logger.tensorboard._target_=nowhere.Logger"], ["logger.tensorboard"]),
+    ],
+)
+def test_cli_bad_trainer_or_logger_value_leaves_a_finished_run_byte_identical(finished_run, bad, named):
+    """The Trainer and its trackers are built before the run folder is touched: a bad ``trainer.*`` or
+    ``logger.*`` value in a rerun of a completed run exits 2 with one paragraph and changes no file."""
+    run, tmp_path = finished_run, finished_run.parent
+    before = hashes(run)
+    proc = cli(*TINY_CLI, *bad, "trainer.max_steps=4", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    message = [line for line in proc.stderr.splitlines() if line.startswith("ganlab: invalid config")]
+    assert len(message) == 1 and all(n in message[0] for n in named), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert hashes(run) == before
+
+
 @pytest.mark.parametrize(
     "override, expected",
     [

@@ -4,7 +4,7 @@
 package as ``ganlab/conf`` (the ``ganlab.conf`` mapping of ``package-dir`` in pyproject.toml), where a wheel,
 ``pip install .`` or an sdist install finds it. A source checkout (the Makefile's editable install, or
 ``PYTHONPATH=src``) has no ``src/ganlab/conf`` and reads the repository's ``conf/`` beside ``src/``.
-``CONF_DIR`` is a real directory because Hydra's ``config_path`` and the key hints of ``ganlab.train``
+``CONF_DIR`` is a real directory because Hydra's ``config_path`` and the key hints of ``ganlab.cli``
 (``iterdir``, ``OmegaConf.load``) read files; a ganlab imported from a zip archive is refused.
 """
 
