@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 
 import pytest
 import torch
@@ -257,7 +258,7 @@ def test_rsgan_pairs_row_i_of_the_reals_with_row_i_of_the_fakes_and_ragan_does_n
     )
     assert REL_D[type(rs)](REAL, shuffled) != pytest.approx(REL_D[type(rs)](REAL, FAKE), rel=1e-3)
     assert ra.d_loss(t64(REAL), t64(shuffled)).item() == pytest.approx(ra.d_loss(t64(REAL), t64(FAKE)).item())
-    with pytest.raises(ValueError, match=r"shapes must be equal, got \(3,\) \(real\) and \(2,\)"):
+    with pytest.raises(ValueError, match=r"shapes must be equal, got \(3,\) and \(2,\)"):
         rs.d_loss(t64(REAL), t64(FAKE[:2]))
 
 
@@ -312,3 +313,49 @@ def test_fix_r3gan_is_rpgan_with_r1_r2_and_r3gans_adam_and_trains(make_cfg):
     ckpt = torch.load(cfg.paths.output_dir + "/checkpoints/last.ckpt", weights_only=True)
     for opt in ckpt["optimizer_states"]:
         assert opt["param_groups"][0]["lr"] == pytest.approx(5e-5, rel=1e-9)
+
+
+REAL4, FAKE4 = [2.0, -1.0, 0.5, 3.0], [-3.0, 0.0, 1.5, -0.5]  # two halves with different means
+
+
+def _ragan_shard(rank: int, port: int, out: str) -> None:
+    """One of 2 gloo processes: RaGAN's D and G losses on its half of the batch, saved with their
+    gradients w.r.t. its half of the logits."""
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
+    )
+    try:
+        rows = slice(2 * rank, 2 * rank + 2)
+        real, fake = t64(REAL4[rows], True), t64(FAKE4[rows], True)
+        d = RelativisticAverageLoss().d_loss(real, fake)
+        d.backward()
+        fake_g = t64(FAKE4[rows], True)
+        g = RelativisticAverageLoss().g_loss(fake_g, t64(REAL4[rows]))
+        g.backward()
+        torch.save(
+            {"d": d, "g": g, "real": real.grad, "fake": fake.grad, "fake_g": fake_g.grad}, f"{out}/{rank}.pt"
+        )
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow  # two spawned processes import ganlab: tens of seconds on a shared machine
+def test_ragan_on_two_processes_computes_what_one_process_computes_on_the_global_batch(tmp_path):
+    """The batch means are over the global batch: the mean of the processes' losses is the global loss, and
+    the processes' gradients (averaged, as the module averages its parameters' gradients) are its gradient."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torch.multiprocessing.spawn(_ragan_shard, args=(port, str(tmp_path)), nprocs=2)
+    shards = [torch.load(tmp_path / f"{r}.pt") for r in range(2)]
+    real, fake, fake_g = t64(REAL4, True), t64(FAKE4, True), t64(FAKE4, True)
+    d, g = RelativisticAverageLoss().d_loss(real, fake), RelativisticAverageLoss().g_loss(fake_g, t64(REAL4))
+    (d + g).backward()
+    assert (shards[0]["d"] + shards[1]["d"]).item() / 2 == pytest.approx(
+        REL_D[RelativisticAverageLoss](REAL4, FAKE4), rel=1e-12
+    )
+    assert (shards[0]["g"] + shards[1]["g"]).item() / 2 == pytest.approx(g.item(), rel=1e-12)
+    for key, full in (("real", real.grad), ("fake", fake.grad), ("fake_g", fake_g.grad)):
+        # a process's logits are its own shard's: their gradient, halved by the average, is the global one
+        per_process = torch.cat([shards[r][key] / 2 for r in range(2)])
+        assert per_process.tolist() == pytest.approx(full.tolist(), rel=1e-12), key

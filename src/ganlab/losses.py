@@ -205,7 +205,7 @@ class RelativisticPairingLoss(RelativisticLoss):
         if real_logits.shape != fake_logits.shape:
             raise ValueError(
                 f"{type(self).__name__} pairs real and fake logits row by row: shapes must be equal, got "
-                f"{tuple(real_logits.shape)} (real) and {tuple(fake_logits.shape)} (fake)"
+                f"{tuple(real_logits.shape)} and {tuple(fake_logits.shape)}"
             )
         return F.softplus(fake_logits - real_logits).mean()
 
