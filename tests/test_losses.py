@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import math
+import socket
 
 import pytest
 import torch
 
-from ganlab.losses import HingeLoss, LeastSquaresLoss, MinimaxLoss, NonSaturatingLoss, WassersteinLoss
-from ganlab.train import build, build_trainer
+from ganlab.losses import (
+    HingeLoss,
+    LeastSquaresLoss,
+    MinimaxLoss,
+    NonSaturatingLoss,
+    RelativisticAverageLoss,
+    RelativisticPairingLoss,
+    WassersteinLoss,
+)
+from ganlab.penalties import R1Penalty, R2Penalty
+from ganlab.train import build, build_trainer, train
 
 REAL = [2.0, -1.0, 0.5]
 FAKE = [-3.0, 0.0, 1.5]
@@ -60,8 +70,9 @@ def test_d_loss_matches_formula(cls):
 @pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
 def test_g_loss_and_gradient_match_formula(cls):
     fake = torch.tensor(FAKE, dtype=torch.float64, requires_grad=True)
-    loss = cls().g_loss(fake)
+    loss = cls().g_loss(fake, None)  # what the module passes to a loss with g_needs_real False
     loss.backward()
+    assert not cls.g_needs_real
     assert loss.item() == pytest.approx(G_FORMULAS[cls](FAKE), rel=1e-12)
     expected = [G_GRADS[cls](x, len(FAKE)) for x in FAKE]
     assert fake.grad.tolist() == pytest.approx(expected, rel=1e-12)
@@ -91,7 +102,7 @@ def test_d_gradient_matches_autograd_of_formula(cls):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
 def test_extreme_logits_stay_finite(cls, dtype):
     extreme = torch.tensor([-100.0, 100.0, 0.0], dtype=dtype, requires_grad=True)
-    loss = cls().d_loss(extreme, extreme.flip(0)) + cls().g_loss(extreme)
+    loss = cls().d_loss(extreme, extreme.flip(0)) + cls().g_loss(extreme, None)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(extreme.grad).all()
 
@@ -172,3 +183,179 @@ def test_real_label_outside_zero_one_is_refused():
 def test_loss_real_label_override_reaches_the_loss(make_cfg):
     module, _ = build(make_cfg("loss.real_label=0.9"))
     assert module.loss.real_label == 0.9
+
+
+# Relativistic losses ------------------------------------------------------------------------------------
+# Probability space, float64 Python: D's probability that a real r is more realistic than a fake f is
+# sig(r - f) (RSGAN: paired rows) or sig(r - mean(fakes)) (RaGAN: against the other side's batch mean).
+REL_D = {
+    RelativisticPairingLoss: lambda r, f: mean(-math.log(sig(a - b)) for a, b in zip(r, f, strict=True)),
+    RelativisticAverageLoss: lambda r, f: (
+        mean(-math.log(sig(a - mean(f))) for a in r) + mean(-math.log(1 - sig(b - mean(r))) for b in f)
+    ),
+}
+REL_G = {
+    RelativisticPairingLoss: lambda f, r: mean(-math.log(sig(b - a)) for a, b in zip(r, f, strict=True)),
+    RelativisticAverageLoss: lambda f, r: (
+        mean(-math.log(sig(b - mean(r))) for b in f) + mean(-math.log(1 - sig(a - mean(f))) for a in r)
+    ),
+}
+# d L_G / d f_j, by hand: RSGAN -(1 - sig(f_j - r_j)) / n; RaGAN adds, through mean(f) in the real term,
+# -mean_i sig(r_i - mean(f)) / n
+REL_G_GRADS = {
+    RelativisticPairingLoss: lambda f, r: [-(1 - sig(b - a)) / len(f) for a, b in zip(r, f, strict=True)],
+    RelativisticAverageLoss: lambda f, r: [
+        (-(1 - sig(b - mean(r))) - mean(sig(a - mean(f)) for a in r)) / len(f) for b in f
+    ],
+}
+RELATIVISTIC = list(REL_D)
+
+
+def t64(values, grad: bool = False) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64, requires_grad=grad)
+
+
+@pytest.mark.parametrize("cls", RELATIVISTIC, ids=lambda c: c.__name__)
+def test_relativistic_d_loss_and_gradient_match_the_formula(cls):
+    real, fake = t64(REAL, True), t64(FAKE, True)
+    loss = cls().d_loss(real, fake)
+    loss.backward()
+    assert loss.item() == pytest.approx(REL_D[cls](REAL, FAKE), rel=1e-12)
+    r2, f2 = t64(REAL, True), t64(FAKE, True)
+    if cls is RelativisticPairingLoss:
+        ref = -torch.log(torch.sigmoid(r2 - f2)).mean()
+    else:
+        ref = (
+            -torch.log(torch.sigmoid(r2 - f2.mean())).mean()
+            - torch.log(1 - torch.sigmoid(f2 - r2.mean())).mean()
+        )
+    ref.backward()
+    assert real.grad.tolist() == pytest.approx(r2.grad.tolist(), rel=1e-12)
+    assert fake.grad.tolist() == pytest.approx(f2.grad.tolist(), rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", RELATIVISTIC, ids=lambda c: c.__name__)
+def test_relativistic_g_loss_sees_the_real_logits_and_its_gradient_matches_the_formula(cls):
+    fake = t64(FAKE, True)
+    loss = cls().g_loss(fake, t64(REAL))
+    loss.backward()
+    assert cls.g_needs_real
+    assert loss.item() == pytest.approx(REL_G[cls](FAKE, REAL), rel=1e-12)
+    assert fake.grad.tolist() == pytest.approx(REL_G_GRADS[cls](FAKE, REAL), rel=1e-12)
+    with pytest.raises(ValueError, match="needs real_logits"):
+        cls().g_loss(fake, None)
+
+
+def test_rsgan_pairs_row_i_of_the_reals_with_row_i_of_the_fakes_and_ragan_does_not_pair():
+    """Reordering the fakes changes RSGAN's losses (to the formula on the new pairs), not RaGAN's."""
+    shuffled = [FAKE[2], FAKE[0], FAKE[1]]
+    rs, ra = RelativisticPairingLoss(), RelativisticAverageLoss()
+    assert rs.d_loss(t64(REAL), t64(shuffled)).item() == pytest.approx(
+        REL_D[type(rs)](REAL, shuffled), rel=1e-12
+    )
+    assert rs.g_loss(t64(shuffled), t64(REAL)).item() == pytest.approx(
+        REL_G[type(rs)](shuffled, REAL), rel=1e-12
+    )
+    assert REL_D[type(rs)](REAL, shuffled) != pytest.approx(REL_D[type(rs)](REAL, FAKE), rel=1e-3)
+    assert ra.d_loss(t64(REAL), t64(shuffled)).item() == pytest.approx(ra.d_loss(t64(REAL), t64(FAKE)).item())
+    with pytest.raises(ValueError, match=r"shapes must be equal, got \(3,\) and \(2,\)"):
+        rs.d_loss(t64(REAL), t64(FAKE[:2]))
+
+
+@pytest.mark.parametrize("cls", RELATIVISTIC, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_relativistic_losses_are_exact_at_logits_of_1000(cls, dtype):
+    """real (1000, -1000), fake (-1000, 1000): both batch means are 0, and each loss is one softplus of 0 or
+    -2000 (~0) and one of 2000 (= 2000) per term: RSGAN 1000, RaGAN 2 * (0 + 1000) / 2 = 1000, finite
+    gradients whose fake entries are -1/2 and 0 (RSGAN G) or -1/2 - 1/4 and -1/4 (RaGAN G)."""
+    real = torch.tensor([1000.0, -1000.0], dtype=dtype, requires_grad=True)
+    fake = torch.tensor([-1000.0, 1000.0], dtype=dtype, requires_grad=True)
+    d, g = cls().d_loss(real, fake), cls().g_loss(fake, real.detach())
+    assert d.item() == pytest.approx(1000.0, rel=1e-6) and g.item() == pytest.approx(1000.0, rel=1e-6)
+    (d + g).backward()
+    assert torch.isfinite(real.grad).all() and torch.isfinite(fake.grad).all()
+    fake.grad = None
+    cls().g_loss(fake, real.detach()).backward()
+    expected = [-0.5, 0.0] if cls is RelativisticPairingLoss else [-0.75, -0.25]
+    assert fake.grad.tolist() == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name,cls",
+    [
+        ("rsgan", RelativisticPairingLoss),
+        ("rpgan", RelativisticPairingLoss),
+        ("ragan", RelativisticAverageLoss),
+    ],
+)
+def test_relativistic_loss_configs_build_their_class(make_cfg, name, cls):
+    module, _ = build(make_cfg(f"loss={name}"))
+    assert type(module.loss) is cls
+
+
+def test_fix_r3gan_is_rpgan_with_r1_r2_and_r3gans_adam_and_trains(make_cfg):
+    """R3GAN (Huang et al. 2024, CIFAR-10 preset): gamma 0.05 for R1 and R2 (weight gamma/2), Adam(2e-4,
+    betas 0/0.9, eps 1e-8), one D step per G step, the lr decayed by a cosine to 5e-5 at the last step."""
+    cfg = make_cfg("fix=r3gan", "trainer.max_steps=4")
+    module, _ = build(cfg)
+    assert type(module.loss) is RelativisticPairingLoss and module.n_critic == 1
+    assert {k: (type(p), p.weight, p.every) for k, p in module.penalties.items()} == {
+        "r1": (R1Penalty, 0.025, 1),
+        "r2": (R2Penalty, 0.025, 1),
+    }
+    for net in (module.generator, module.discriminator):
+        optimizer = (module.optim_g if net is module.generator else module.optim_d)(net.parameters())
+        assert type(optimizer) is torch.optim.Adam
+        assert optimizer.defaults["betas"] == (0.0, 0.9) and optimizer.defaults["eps"] == 1e-8
+        assert optimizer.defaults["lr"] == 2e-4
+    summary = train(cfg)
+    assert summary["status"] == "completed" and summary["g_steps"] == 4 and summary["d_steps"] == 4
+    ckpt = torch.load(cfg.paths.output_dir + "/checkpoints/last.ckpt", weights_only=True)
+    for opt in ckpt["optimizer_states"]:
+        assert opt["param_groups"][0]["lr"] == pytest.approx(5e-5, rel=1e-9)
+
+
+REAL4, FAKE4 = [2.0, -1.0, 0.5, 3.0], [-3.0, 0.0, 1.5, -0.5]  # two halves with different means
+
+
+def _ragan_shard(rank: int, port: int, out: str) -> None:
+    """One of 2 gloo processes: RaGAN's D and G losses on its half of the batch, saved with their
+    gradients w.r.t. its half of the logits."""
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2
+    )
+    try:
+        rows = slice(2 * rank, 2 * rank + 2)
+        real, fake = t64(REAL4[rows], True), t64(FAKE4[rows], True)
+        d = RelativisticAverageLoss().d_loss(real, fake)
+        d.backward()
+        fake_g = t64(FAKE4[rows], True)
+        g = RelativisticAverageLoss().g_loss(fake_g, t64(REAL4[rows]))
+        g.backward()
+        torch.save(
+            {"d": d, "g": g, "real": real.grad, "fake": fake.grad, "fake_g": fake_g.grad}, f"{out}/{rank}.pt"
+        )
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow  # two spawned processes import ganlab: tens of seconds on a shared machine
+def test_ragan_on_two_processes_computes_what_one_process_computes_on_the_global_batch(tmp_path):
+    """The batch means are over the global batch: the mean of the processes' losses is the global loss, and
+    the processes' gradients (averaged, as the module averages its parameters' gradients) are its gradient."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torch.multiprocessing.spawn(_ragan_shard, args=(port, str(tmp_path)), nprocs=2)
+    shards = [torch.load(tmp_path / f"{r}.pt") for r in range(2)]
+    real, fake, fake_g = t64(REAL4, True), t64(FAKE4, True), t64(FAKE4, True)
+    d, g = RelativisticAverageLoss().d_loss(real, fake), RelativisticAverageLoss().g_loss(fake_g, t64(REAL4))
+    (d + g).backward()
+    assert (shards[0]["d"] + shards[1]["d"]).item() / 2 == pytest.approx(
+        REL_D[RelativisticAverageLoss](REAL4, FAKE4), rel=1e-12
+    )
+    assert (shards[0]["g"] + shards[1]["g"]).item() / 2 == pytest.approx(g.item(), rel=1e-12)
+    for key, full in (("real", real.grad), ("fake", fake.grad), ("fake_g", fake_g.grad)):
+        # a process's logits are its own shard's: their gradient, halved by the average, is the global one
+        per_process = torch.cat([shards[r][key] / 2 for r in range(2)])
+        assert per_process.tolist() == pytest.approx(full.tolist(), rel=1e-12), key

@@ -8,6 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from ganlab.losses import RelativisticAverageLoss
 from ganlab.module import GAN, Diverged, grad_norm
 from ganlab.summary import read_summary
 from ganlab.train import build, build_trainer, train
@@ -33,8 +34,11 @@ def test_max_steps_counts_generator_updates_and_each_step_does_n_critic_d_update
     assert ckpt["global_step"] == max_steps * (n_critic + 1)  # Lightning's count: every optimizer step
 
 
-def test_one_step_is_n_critic_d_updates_on_their_own_real_slices_then_one_g_update(make_cfg, tmp_path):
-    cfg = make_cfg("n_critic=3", "trainer.max_steps=1")
+@pytest.mark.parametrize("loss", ["non_saturating", "hinge", "rsgan"])
+def test_one_step_is_n_critic_d_updates_on_their_own_real_slices_then_one_g_update(make_cfg, tmp_path, loss):
+    """A loss without g_needs_real costs one D forward in the G step (as before the contract); a
+    relativistic one a second, on the step's last real slice."""
+    cfg = make_cfg("n_critic=3", "trainer.max_steps=1", f"loss={loss}")
     module, datamodule = build(cfg)
     calls: list[tuple[str, torch.Tensor]] = []
     batches: list[torch.Tensor] = []
@@ -53,8 +57,12 @@ def test_one_step_is_n_critic_d_updates_on_their_own_real_slices_then_one_g_upda
     trainer = build_trainer(cfg, tmp_path)
     trainer.callbacks.append(RecordBatch())
     trainer.fit(module, datamodule=datamodule)
-    # each D update: G makes fakes, D sees real then fake; then the G update: G then D
-    assert [name for name, _ in calls] == ["G", "D", "D"] * 3 + ["G", "D"]
+    # each D update: G makes fakes, D sees real then fake; then the G update: G, D on its fakes (and reals)
+    g_step = ["G", "D", "D"] if module.loss.g_needs_real else ["G", "D"]
+    assert [name for name, _ in calls] == ["G", "D", "D"] * 3 + g_step
+    assert torch.equal(calls[10][1], calls[9][1])  # D scores G's fakes
+    if module.loss.g_needs_real:
+        assert torch.equal(calls[11][1], batches[0].chunk(3)[-1])  # the slice D last trained on
     reals = [calls[3 * k + 1][1] for k in range(3)]
     assert torch.equal(torch.cat(reals), batches[0])  # three distinct slices of the step batch
     fakes = [calls[3 * k][1] for k in range(3)]
@@ -176,3 +184,38 @@ def test_fake_labels_are_uniform_and_sampling_cycles_through_the_classes(make_cf
     expected = module.generator.eval()(z, torch.arange(12) % 10)
     torch.testing.assert_close(module.generate(z), expected, rtol=0, atol=0)
     assert module.num_classes == 10 and build(make_cfg())[0].sample_labels(4) is None
+
+
+class RecordingRaGAN(RelativisticAverageLoss):
+    """RaGAN that keeps what its generator loss was given."""
+
+    def __init__(self) -> None:
+        self.g_calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def g_loss(self, fake_logits, real_logits=None):
+        self.g_calls.append((fake_logits, real_logits))
+        return super().g_loss(fake_logits, real_logits)
+
+
+def test_the_generator_step_of_a_relativistic_loss_gets_ds_logits_of_the_last_real_slice_with_its_labels(
+    make_cfg, tmp_path
+):
+    """Conditional nets, n_critic 2: g_loss gets D's logits (with the slice's labels) for real slice 2,
+    without a graph, and D's logits for G's fakes, through which G's gradient flows. After the one step D
+    is as the G step saw it (the G step does not update D), so the logits are recomputed here."""
+    cfg = make_cfg("data=digits", "model=dcgan_cond", "metrics=none", "n_critic=2", "trainer.max_steps=1")
+    module, datamodule = build(cfg)
+    module.loss = RecordingRaGAN()
+    batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+    g_inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    module.on_train_batch_start = lambda batch, idx: batches.append((batch[0].clone(), batch[1].clone()))
+    module.generator.register_forward_hook(lambda m, inp, out: g_inputs.append((out.detach(), inp[1])))
+    build_trainer(cfg, tmp_path).fit(module, datamodule=datamodule)
+    ((fake_logits, real_logits),) = module.loss.g_calls
+    x, y = batches[0]
+    d = module.discriminator
+    with torch.no_grad():
+        torch.testing.assert_close(real_logits, d(x.chunk(2)[1], y.chunk(2)[1]), rtol=0, atol=0)
+        fake, fake_labels = g_inputs[2]  # the G step's fakes (after one batch of fakes per D update)
+        torch.testing.assert_close(fake_logits.detach(), d(fake, fake_labels), rtol=0, atol=0)
+    assert not real_logits.requires_grad and fake_logits.requires_grad

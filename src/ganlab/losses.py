@@ -1,7 +1,8 @@
 """Adversarial losses.
 
 Each loss maps discriminator *logits* (raw, unbounded outputs) to two scalars: the discriminator's
-loss on a real and a fake batch, and the generator's loss on a fake batch. Probabilities never appear:
+loss on a real and a fake batch, and the generator's loss on a fake batch (and, for the relativistic
+losses, on the real batch of the same step). Probabilities never appear:
 ``log D(x) = -softplus(-l)`` and ``log(1 - D(x)) = -softplus(l)`` for ``D(x) = sigmoid(l)``, which stay
 finite and have exact gradients for any logit (``log(sigmoid(l))`` underflows to ``-inf`` at ``l = -100``).
 
@@ -10,18 +11,34 @@ A new loss is one subclass here plus one ``conf/loss/<name>.yaml``; nothing else
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganlab.distributed import world
+
 
 class AdversarialLoss:
-    """Base class: ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``, batch means."""
+    """Base class. The contract, for every loss:
+
+    - ``d_loss(real_logits, fake_logits)``: D's loss, a batch mean, on D's logits for a real and a
+      generated batch of equal size.
+    - ``g_loss(fake_logits, real_logits)``: G's loss on D's logits for a generated batch. ``real_logits``
+      are D's logits for a real batch of the same size (row ``i`` paired with fake ``i``) when the class
+      sets ``g_needs_real = True`` (the relativistic losses), else ``None``: the module then runs no D
+      forward on reals in the generator step, which costs what a hand-written loop of that loss costs.
+      They are constants for G (real data does not depend on G, and D is not updated in a G step), so
+      G's gradient flows through ``fake_logits`` only.
+    """
+
+    g_needs_real: ClassVar[bool] = False
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
     def after_d_step(self, discriminator: torch.nn.Module) -> None:
@@ -59,7 +76,7 @@ class MinimaxLoss(AdversarialLoss):
         real = t * F.softplus(-real_logits) + (1.0 - t) * F.softplus(real_logits)
         return real.mean() + F.softplus(fake_logits).mean()
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -F.softplus(fake_logits).mean()
 
     def __repr__(self) -> str:
@@ -73,7 +90,7 @@ class NonSaturatingLoss(MinimaxLoss):
     E softplus(-l_fake)``, whose gradient ``-(1 - sigmoid(l_fake))`` is strong exactly when D rejects fakes.
     """
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return F.softplus(-fake_logits).mean()
 
 
@@ -94,7 +111,7 @@ class WassersteinLoss(AdversarialLoss):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return fake_logits.mean() - real_logits.mean()
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
 
     @torch.no_grad()
@@ -116,7 +133,7 @@ class HingeLoss(AdversarialLoss):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
 
 
@@ -134,8 +151,78 @@ class LeastSquaresLoss(AdversarialLoss):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return 0.5 * (real_logits - self.b).pow(2).mean() + 0.5 * (fake_logits - self.a).pow(2).mean()
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return 0.5 * (fake_logits - self.c).pow(2).mean()
 
     def __repr__(self) -> str:
         return f"LeastSquaresLoss(a={self.a}, b={self.b}, c={self.c})"
+
+
+def global_mean(x: Tensor) -> Tensor:
+    """The mean of ``x`` over the global batch, ``x`` being this process's shard (shards of equal size):
+    ``x.mean()`` on one process; on several, a differentiable all-reduce (its backward sums the gradients
+    over the processes), so that a loss built on it computes what one process with the global batch does."""
+    _, size = world()
+    if size == 1:
+        return x.mean()
+    from torch.distributed.nn.functional import all_reduce  # importable only where torch has distributed
+
+    return all_reduce(x.mean()) / size
+
+
+class RelativisticLoss(AdversarialLoss):
+    """Base of the relativistic losses (Jolicoeur-Martineau 2019, "The relativistic discriminator: a key
+    element missing from standard GAN"): D estimates how much more realistic real data is than fake data,
+    and G's loss is D's loss with the roles of real and fake swapped, ``L_G(f, r) = L_D(real=f, fake=r)``,
+    so that G raises its fakes' logits *relative to* the reals' (``g_needs_real``)."""
+
+    g_needs_real = True
+
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        if real_logits is None:
+            raise ValueError(
+                f"{type(self).__name__}.g_loss needs real_logits (g_needs_real = True), got None"
+            )
+        return self.d_loss(fake_logits, real_logits)
+
+
+class RelativisticPairingLoss(RelativisticLoss):
+    """Relativistic standard GAN, RSGAN (Jolicoeur-Martineau 2019), which is also RpGAN, the loss of R3GAN
+    (Huang et al. 2024, "The GAN is dead; long live the GAN! A Modern GAN Baseline", section 2).
+
+    ``sigmoid(C(x_r) - C(x_f))`` is D's probability that the real ``x_r`` is more realistic than the fake
+    ``x_f``; row ``i`` of the real batch is paired with row ``i`` of the fake batch:
+    ``L_D = E softplus(-(C(x_r) - C(x_f))) = -E log sigmoid(C(x_r) - C(x_f))`` and
+    ``L_G = E softplus(-(C(x_f) - C(x_r)))``.
+
+    RSGAN and RpGAN coincide: R3GAN writes ``E f(D(G(z)) - D(x))`` for a general ``f`` (the RpGAN family
+    of Sun et al. 2020, "Towards a Better Global Loss Landscape of GANs") and uses ``f = softplus`` in every
+    experiment; its reference code (brownvc/R3GAN, ``R3GAN/Trainer.py``) computes exactly the two
+    expressions above with the same row pairing. So ``loss=rsgan`` and ``loss=rpgan`` name this one class.
+    """
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        if real_logits.shape != fake_logits.shape:
+            raise ValueError(
+                f"{type(self).__name__} pairs real and fake logits row by row: shapes must be equal, got "
+                f"{tuple(real_logits.shape)} and {tuple(fake_logits.shape)}"
+            )
+        return F.softplus(fake_logits - real_logits).mean()
+
+
+class RelativisticAverageLoss(RelativisticLoss):
+    """Relativistic average standard GAN, RaSGAN (Jolicoeur-Martineau 2019, the RaGAN of its
+    algorithm 2 with the standard GAN's sigmoid).
+
+    Each sample is judged against the batch mean of the other side's logits:
+    ``L_D = E_r softplus(-(C(x_r) - E_f C(x_f))) + E_f softplus(C(x_f) - E_r C(x_r))``, i.e.
+    ``-E log sigmoid(C(x_r) - E C(x_f)) - E log(1 - sigmoid(C(x_f) - E C(x_r)))``, and with the roles
+    swapped ``L_G = E_f softplus(-(C(x_f) - E_r C(x_r))) + E_r softplus(C(x_r) - E_f C(x_f))``: both terms
+    depend on G (the second through the mean of the fake logits). The batch means are over the global
+    batch when several processes train (:func:`global_mean`).
+    """
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        real_vs_fake = real_logits - global_mean(fake_logits)
+        fake_vs_real = fake_logits - global_mean(real_logits)
+        return F.softplus(-real_vs_fake).mean() + F.softplus(fake_vs_real).mean()

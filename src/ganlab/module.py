@@ -1,7 +1,8 @@
 """The GAN LightningModule: two networks, two optimizers, manual optimisation.
 
 One training step is ``n_critic`` discriminator updates, each on its own slice of the step's real batch
-and fresh noise, followed by one generator update. The module knows neither the loss nor the
+and fresh noise, followed by one generator update (which sees the last slice's real logits when the loss
+asks for them: ``AdversarialLoss.g_needs_real``). The module knows neither the loss nor the
 architecture by name: it calls ``loss.d_loss`` / ``loss.g_loss`` on logits and adds every due penalty.
 
 Step counting: Lightning's ``global_step`` counts optimizer steps (``n_critic + 1`` per training step
@@ -276,12 +277,13 @@ class GAN(pl.LightningModule):
             )
         opt_g, opt_d = self.optimizers()
         d_logs: dict[str, list[Tensor]] = {}
-        for real, labels in zip(x.chunk(self.n_critic), y.chunk(self.n_critic), strict=True):
+        chunks = list(zip(x.chunk(self.n_critic), y.chunk(self.n_critic), strict=True))
+        for real, labels in chunks:
             for key, value in self._discriminator_step(opt_d, real, labels).items():
                 d_logs.setdefault(key, []).append(value)
         # the mean over the critic updates that reported a value (a lazy penalty is not due on every one)
         logs = {key: torch.stack(values).mean() for key, values in d_logs.items()}
-        logs.update(self._generator_step(opt_g, x.shape[0] // self.n_critic))
+        logs.update(self._generator_step(opt_g, *chunks[-1]))
         # self.log costs milliseconds per key, so log only on the steps Lightning writes out
         if self.g_steps % self.trainer.log_every_n_steps == 0:
             logs["lr/G"] = torch.tensor(opt_g.param_groups[0]["lr"])
@@ -332,10 +334,20 @@ class GAN(pl.LightningModule):
         self.d_steps += 1
         return logs
 
-    def _generator_step(self, opt: Any, batch_size: int) -> dict[str, Tensor]:
+    def _generator_step(self, opt: Any, real: Tensor, real_labels: Tensor) -> dict[str, Tensor]:
+        """One G update on as many fakes as ``real`` has rows. ``real`` is the step's last real slice, the
+        one D has just trained on (as reference loops pair G's fakes with the current real batch); D scores
+        it, with its labels, only for a loss that declares ``g_needs_real`` (relativistic losses), without
+        a graph: real logits do not depend on G and D is not updated here. Any other loss gets ``None``,
+        and the step runs (and draws from the noise stream) exactly what it did before the contract."""
         self.toggle_optimizer(opt)
-        fake, labels = self._fakes(batch_size)
-        loss = self.loss.g_loss(self.critic(fake, labels))
+        fake, labels = self._fakes(real.shape[0])
+        fake_logits = self.critic(fake, labels)
+        real_logits = None
+        if self.loss.g_needs_real:
+            with torch.no_grad():
+                real_logits = self.critic(real, real_labels)
+        loss = self.loss.g_loss(fake_logits, real_logits)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self._check_finite(average_gradients(self.generator, loss.detach()), "generator loss")
