@@ -2,8 +2,9 @@
 [interpolate=K]``: draw samples from a checkpoint.
 
 ``out`` ending in ``.npy`` holds the raw generator outputs (``N x D`` for vector data such as ring8's
-``N x 2``; ``N x C x H x W`` in [-1, 1] for images); ``.png`` is a picture (a grid of images, or for 2-D
-data a scatter plot over real data drawn from the run's own data config).
+``N x 2``; ``N x C x H x W`` in [-1, 1] for images); ``.png`` is a picture: a grid of images, or for vector
+data the samples over real data drawn from the run's own data config (a histogram for 1-D data, a scatter
+plot for 2-D, two projections for more dimensions: :func:`ganlab.plotting.vector_figure`).
 
 - ``ema``: a checkpoint of a run with ``ema=on`` holds an averaged generator, which is used by default;
   ``ema=false`` takes the raw generator, ``ema=true`` insists on the average (an error without one).

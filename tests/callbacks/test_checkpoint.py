@@ -1,16 +1,24 @@
-"""The preemption decision of the checkpoint callback on several processes, step by step, with a stand-in
-for the trainer (the end-to-end runs are in tests/test_faults.py, tests/test_resume.py and
-tests/test_distributed.py)."""
+"""The checkpoint callback: the preemption decision on several processes, step by step, with a stand-in
+for the trainer; the final step's checkpoint written before any callback's end-of-training work, and
+metrics.csv continued from a completed run (more end-to-end runs in tests/test_faults.py,
+tests/test_resume.py and tests/test_distributed.py)."""
 
 from __future__ import annotations
 
+import csv
 import signal
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from ganlab.callbacks.checkpoint import Checkpoint, Preempted
+from ganlab.callbacks.ema import EMA
+from ganlab.callbacks.evaluation import Evaluation
+from ganlab.callbacks.samples import SampleImages
+from ganlab.summary import read_summary
+from ganlab.train import build_trainer, train
 
 
 class Strategy:
@@ -37,7 +45,13 @@ def process(tmp_path: Path, rank: int) -> SimpleNamespace:
             Path(path).write_bytes(b"state")
 
     trainer = SimpleNamespace(
-        world_size=2, is_global_zero=rank == 0, strategy=strategy, loggers=[], save_checkpoint=save_checkpoint
+        world_size=2,
+        is_global_zero=rank == 0,
+        strategy=strategy,
+        loggers=[],
+        save_checkpoint=save_checkpoint,
+        global_step=0,
+        max_steps=-1,  # no limit (Lightning's -1)
     )
     return SimpleNamespace(trainer=trainer, strategy=strategy, module=SimpleNamespace(g_steps=0))
 
@@ -46,6 +60,7 @@ def step(cb: Checkpoint, proc: SimpleNamespace) -> None:
     """One generator step: its start hook (where a decided stop ends the run), then its end hook."""
     cb.on_train_batch_start(proc.trainer, proc.module, None, 0)
     proc.module.g_steps += 1
+    proc.trainer.global_step += 1  # one optimizer step per generator step here
     cb.on_train_batch_end(proc.trainer, proc.module, None, None, 0)
 
 
@@ -117,3 +132,68 @@ def test_a_single_process_stops_after_the_step_in_which_the_signal_came(tmp_path
     finally:
         cb.teardown(proc.trainer, proc.module, "fit")
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+
+
+def test_the_last_step_is_saved_at_its_end_before_the_end_of_training_hooks(tmp_path):
+    cb = Checkpoint(tmp_path, every=0, signals=[])
+    proc = process(tmp_path, 0)
+    proc.trainer.world_size, proc.trainer.max_steps = 1, 3
+    for _ in range(2):
+        step(cb, proc)
+    assert cb.saved_at is None and not (tmp_path / "last.ckpt").exists()  # every=0: nothing periodic
+    step(cb, proc)
+    assert cb.saved_at == 3 and (tmp_path / "last.ckpt").exists()
+
+
+def test_ema_runs_first_and_the_checkpoint_after_every_callback_that_samples_or_logs(make_cfg, tmp_path):
+    """Lightning keeps the config's order for ganlab's callbacks (it moves only its own Checkpoint
+    subclasses last): EMA updates the average before anything samples it, and the checkpoint of a step
+    counts the rows the others logged at that step's end."""
+    trainer = build_trainer(make_cfg("ema=on"), tmp_path)
+    kinds = [type(cb) for cb in trainer.callbacks if type(cb) in (EMA, SampleImages, Evaluation, Checkpoint)]
+    assert kinds == [EMA, SampleImages, Evaluation, Checkpoint]
+
+
+@pytest.mark.parametrize("failing", [SampleImages, Evaluation])
+def test_a_callback_failing_at_the_end_fails_the_run_but_not_its_final_checkpoint(
+    make_cfg, tmp_path, monkeypatch, failing
+):
+    args = ["trainer.max_steps=3", "n_critic=2"]
+    train(make_cfg(*args, run_dir=tmp_path / "completed"))
+
+    def fail(self, trainer, pl_module):
+        raise RuntimeError(f"{type(self).__name__} failed at step {pl_module.g_steps}")
+
+    monkeypatch.setattr(failing, "on_train_end", fail)
+    with pytest.raises(RuntimeError, match="failed at step 3"):
+        train(make_cfg(*args, run_dir=tmp_path / "failed"))
+    summary = read_summary(tmp_path / "failed")
+    assert (
+        summary["status"] == "failed"
+        and summary["error"] == f"RuntimeError: {failing.__name__} failed at step 3"
+    )
+    assert summary["checkpoint"] == "checkpoints/last.ckpt"
+    got, want = (torch.load(tmp_path / run / "checkpoints" / "last.ckpt") for run in ("failed", "completed"))
+    assert (got["ganlab"]["g_steps"], got["global_step"]) == (3, 3 * (2 + 1))
+    assert got["state_dict"].keys() == want["state_dict"].keys()
+    for key, value in want["state_dict"].items():  # the completed run's final weights
+        assert torch.equal(got["state_dict"][key], value), key
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(open(run / "metrics.csv")))
+
+
+def test_resuming_a_completed_run_with_more_steps_keeps_its_rows_and_continues_them(make_cfg, tmp_path):
+    """The final checkpoint counts the rows of the end of training (the final evaluation's): a resume to
+    more steps keeps every row of the first session, once, and appends the new steps' rows."""
+    first = train(make_cfg("trainer.max_steps=3"))
+    rows_first = _rows(tmp_path / "run")
+    second = train(make_cfg("trainer.max_steps=6"))
+    assert first["status"] == second["status"] == "completed" and second["g_steps"] == 6
+    rows = _rows(tmp_path / "run")
+    assert rows[: len(rows_first)] == rows_first
+    training = [int(r["step"]) for r in rows if r["loss/d"]]
+    evaluations = [int(r["step"]) for r in rows if r["metrics/modes"]]
+    assert training == [0, 1, 2, 3, 4, 5]  # generator steps 1..6, each once
+    assert evaluations == [3, 6]  # the end of each session

@@ -1,14 +1,19 @@
-"""Tables: per-column standardisation, the way back to the original units, and errors that name the
-offending column."""
+"""Tables: per-column standardisation, the way back to the original units, errors that name the
+offending column, and tables of one or several columns trained to the end with their sample pictures."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import matplotlib.image
 import numpy as np
 import pytest
 import torch
 
+import ganlab.plotting
 from fakedata import make_table
 from ganlab.data.tabular import STATS_FILE, ColumnStats, Tabular
+from ganlab.sample import main as sample_main
 from ganlab.train import train
 
 
@@ -77,6 +82,71 @@ def test_training_run_writes_the_statistics_and_checkpoints_them(make_cfg, tmp_p
     assert stats.columns == ("income", "temperature", "score")
     ckpt = torch.load(f"{cfg.paths.output_dir}/checkpoints/last.ckpt", weights_only=True)
     assert ColumnStats.from_dict(ckpt["Tabular"]) == stats
+
+
+def record_figures(monkeypatch) -> list[dict]:
+    """What each sample picture drawn from now on plots: its samples, axis labels and histogram bars."""
+    drawn: list[dict] = []
+    draw = ganlab.plotting.vector_figure
+
+    def recording(fake, real=None, title=""):
+        fig = draw(fake, real, title)
+        bars = [[(b.get_x(), b.get_x() + b.get_width()) for b in c] for ax in fig.axes for c in ax.containers]
+        labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
+        drawn.append({"fake": fake, "real": real, "labels": labels, "bars": bars})
+        return fig
+
+    monkeypatch.setattr(ganlab.plotting, "vector_figure", recording)
+    return drawn
+
+
+def check_picture(picture: dict, columns: int) -> None:
+    """A histogram of 1-D samples whose shared bins span both samples; two labelled projections of more."""
+    fake, real = picture["fake"], picture["real"]
+    assert fake.shape[1] == real.shape[1] == columns
+    if columns == 1:
+        assert picture["labels"] == [("x[0]", "density")]
+        real_bars, fake_bars = picture["bars"]
+        assert real_bars == fake_bars
+        assert real_bars[0][0] == pytest.approx(min(fake.min(), real.min()).item(), rel=1e-6)
+        assert real_bars[-1][1] == pytest.approx(max(fake.max(), real.max()).item(), rel=1e-6)
+    else:
+        (pc1, pc2), coordinates = picture["labels"]
+        assert pc1.startswith("PC1 of real data (") and pc2.startswith("PC2 of real data (")
+        assert coordinates == ("x[0]", "x[1]") and picture["bars"] == []
+
+
+@pytest.mark.parametrize("columns,width", [(1, 500), (5, 1000)])
+def test_tables_of_one_or_five_columns_train_to_the_end_with_a_picture(
+    make_cfg, tmp_path, monkeypatch, columns, width
+):
+    """Seen on main: a one-column table trained, then crashed drawing its final picture (status failed,
+    no final checkpoint). Also the picture of ``ganlab.sample ... out=FILE.png`` from its checkpoint."""
+    values = np.random.default_rng(0).normal(size=(64, columns)) * np.arange(1, columns + 1)
+    np.savetxt(
+        tmp_path / "t.csv",
+        values,
+        delimiter=",",
+        header=",".join(f"c{i}" for i in range(columns)),
+        comments="",
+    )
+    drawn = record_figures(monkeypatch)
+    cfg = make_cfg("data=tabular", f"data.path={tmp_path / 't.csv'}", "trainer.max_steps=3")
+    summary = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert summary["status"] == "completed", summary["error"]
+    assert summary["samples"] == "samples/final.png"
+    assert matplotlib.image.imread(run / "samples" / "final.png").shape[:2] == (500, width)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["ganlab"]["g_steps"] == 3
+    (final,) = drawn
+    assert final["real"].shape[0] == 64  # every row (fewer than n_points)
+    check_picture(final, columns)
+
+    out = tmp_path / "sampled.png"
+    assert sample_main([f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "n=300", f"out={out}"]) == 0
+    assert matplotlib.image.imread(out).shape[:2] == (500, width)
+    assert drawn[-1]["fake"].shape[0] == 300
+    check_picture(drawn[-1], columns)
 
 
 @pytest.mark.parametrize(

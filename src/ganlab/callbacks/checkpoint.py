@@ -61,9 +61,22 @@ class Preempted(SystemExit):
         return f"{name} at generator step {self.g_step}: checkpoint saved, run stopped"
 
 
+def _last_step(trainer: pl.Trainer) -> bool:
+    """Whether the step that just ended is the last of ``trainer.max_steps`` (the same on every process)."""
+    return 0 <= trainer.max_steps <= trainer.global_step
+
+
 class Checkpoint(pl.Callback):
     """Saves ``<dirpath>/last.ckpt`` every ``every`` generator steps and at the end of training, and on
     a preemption signal.
+
+    The final step is saved at that step's end, like a periodic checkpoint, so that it is on disk before
+    any callback's end-of-training work (the last sample picture, the final evaluation): a failure there
+    fails the run but cannot cost the checkpoint. It is saved again at the end of training, after that
+    work, so that it counts the rows that work added to ``metrics.csv`` (a resume keeps them). Place this
+    callback after those that log at a step's end (``conf/train.yaml`` lists it last), so that their rows
+    of a step are counted in that step's checkpoint. Lightning moves only subclasses of its own
+    ``Checkpoint`` to the end of the list; this class is not one, so the config's order holds.
 
     Lightning's ModelCheckpoint counts ``global_step`` (all optimizer steps); this counts generator
     updates. The file is written to a temporary name, flushed to disk (``fsync``) and renamed over the
@@ -152,7 +165,7 @@ class Checkpoint(pl.Callback):
         if stop and self.stopping is None:
             self.stopping = self.received if self.received is not None else self.signals[0]
         due = self.every and pl_module.g_steps % self.every == 0
-        if (due or self.stopping is not None) and self.saved_at != pl_module.g_steps:
+        if (due or self.stopping is not None or _last_step(trainer)) and self.saved_at != pl_module.g_steps:
             self.save(trainer, pl_module)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx: int) -> None:

@@ -16,8 +16,9 @@ class SampleImages(pl.Callback):
     """Writes ``<dirpath>/step_<g_steps>.png`` and ``<dirpath>/final.png`` and logs them as ``samples``.
 
     The same noise vectors (drawn from ``seed``) are used every time, so that successive pictures show the
-    generator changing, not the noise: ``n`` images in a grid, or for vector data ``n_points`` generated
-    points over as many real ones.
+    generator changing, not the noise: ``n`` images in a grid, or for vector data of any length ``n_points``
+    generated points over as many real ones (a histogram, a scatter plot or two projections:
+    :func:`ganlab.plotting.vector_figure`).
     """
 
     def __init__(
