@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from ganlab.config import ConfigError
+from ganlab.summary import is_alive
 
 NEVER = {None, False, "never", "null", "none"}
 RESULT_FILES = ("summary.json", "metrics.csv", "checkpoints/last.ckpt")
@@ -133,21 +133,11 @@ def compare_configs(
 
 
 def _check_not_in_use(previous: dict[str, Any] | None, run_dir: Path) -> None:
-    """Refuse a folder that a live process on this machine is still training into."""
-    if not previous or previous.get("status") != "running" or previous.get("host") != socket.gethostname():
-        return
-    pid = previous.get("pid")
-    if not isinstance(pid, int) or pid == os.getpid():
-        return
-    try:
-        os.kill(pid, 0)
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        if cmdline.exists() and b"ganlab" not in cmdline.read_bytes():
-            return  # the id was reused by another program
-    except OSError:
+    """Refuse a folder that another live process on this machine is still training into."""
+    if not previous or not is_alive(previous) or previous["pid"] == os.getpid():
         return
     raise ConfigError(
-        f"hydra.run.dir={str(run_dir)!r}: the run folder is in use by the running process {pid} "
+        f"hydra.run.dir={str(run_dir)!r}: the run folder is in use by the running process {previous['pid']} "
         "(summary.json status 'running'). Valid: wait for it, stop it, or use another folder."
     )
 

@@ -239,6 +239,7 @@ def new_summary(cfg: DictConfig, overrides: list[str] | None) -> dict[str, Any]:
         "choices": _choices(),
         "metrics": {},
         "metrics_protocol": {},
+        "metrics_meta": {},
         "error": None,
         "diverged_at": None,
         "checkpoint": None,
@@ -282,6 +283,8 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[GAN, pl.LightningDataModule
             _built(f"callbacks.{name}", node)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, datamodule = build(cfg)
+    if cfg.callbacks.get("evaluation") is not None:  # metrics that do not fit the data fail before any write
+        _built("callbacks.evaluation", cfg.callbacks.evaluation).build_metrics(datamodule)
     if started_as_rank_zero():
         plan = plan_resume(cfg, run_dir, tuple(datamodule.shape))
     else:
@@ -326,6 +329,7 @@ def start_run(cfg: DictConfig, run_dir: Path, plan: ResumePlan, summary: dict[st
         summary["run_id"] = previous.get("run_id") or summary["run_id"]
         summary["metrics"] = dict(previous.get("metrics") or {})
         summary["metrics_protocol"] = dict(previous.get("metrics_protocol") or {})
+        summary["metrics_meta"] = dict(previous.get("metrics_meta") or {})
         summary["samples"] = previous.get("samples")
         earlier = float(previous.get("wall_s") or 0.0)
     if plan.ckpt_path is not None:
@@ -370,6 +374,7 @@ def finish_summary(
     evaluation = _callback(trainer, Evaluation)
     if evaluation is not None and evaluation.metrics:
         summary["metrics_protocol"] = evaluation.protocols()
+        summary["metrics_meta"] = evaluation.declarations()
     checkpoint, samples = _callback(trainer, Checkpoint), _callback(trainer, SampleImages)
     summary["checkpoint"] = _relative(checkpoint.last if checkpoint else None, run_dir)
     summary["samples"] = _relative(samples.last_path if samples else None, run_dir) or (
