@@ -5,8 +5,8 @@ configurations (the swept parameters other than ``seed``), and writes into ``--o
 ``SWEEP_DIR/report/``): ``runs.csv`` (one row per run folder), ``report.md`` and a self-contained
 ``report.html`` (statistics over seeds, counts of completed/diverged/failed/collapsed runs, the ranking by
 ``--metric``, in the direction its metric declares in the runs' summary.json), and the PNG plots they
-show. Bad input (no such folder, no run folder, unknown metric,
-unknown direction) is reported in one paragraph on stderr, exit code 2, and nothing is written.
+show. Bad input (no such folder, no run folder, unknown metric, unknown direction) is reported in one
+paragraph on stderr, exit code 2, and nothing is written.
 """
 
 from __future__ import annotations
