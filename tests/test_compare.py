@@ -6,6 +6,7 @@ import base64
 import csv
 import json
 import math
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -13,12 +14,33 @@ import numpy as np
 import pytest
 import yaml
 
+from ganlab.callbacks.evaluation import Evaluation
 from ganlab.compare import main
+from ganlab.data.toy import Grid25
+from ganlab.metrics.modes import ModeMetrics
 from ganlab.report.collect import collect_runs, parse_overrides
 from ganlab.report.plots import mean_band
-from ganlab.report.stats import describe, group, is_collapsed, rank, swept_params
+from ganlab.report.stats import (
+    available_metrics,
+    describe,
+    group,
+    higher_is_better,
+    is_collapsed,
+    rank,
+    swept_params,
+)
 
 T_975_2 = 4.3027  # Student t quantile, 0.975, 2 degrees of freedom (printed tables)
+# metrics_meta as ganlab's metrics declare it (checked against the metric classes in tests/metrics)
+DECLARED = {
+    **{
+        f"metrics/{k}": {"direction": "max", "range": [0, 1]}
+        for k in ("hq", "precision", "recall", "coverage")
+    },
+    "metrics/modes": {"direction": "max", "range": [0, 25]},
+    "metrics/n_modes": {"direction": None, "range": [25, 25]},
+    "metrics/fid": {"direction": "min", "range": [0, None]},
+}
 
 
 def make_run(
@@ -28,15 +50,15 @@ def make_run(
     status: str | None = "completed",
     metrics: dict | None = None,
     curves: dict[str, list[tuple[int, float]]] | None = None,
-    data_target: str = "ganlab.data.toy.Grid25",
     picture: bool = True,
+    meta: dict | None = None,
 ) -> Path:
-    """A run folder as ganlab.train leaves it; ``status=None``: no summary.json (hard crash)."""
+    """A run folder as ganlab.train leaves it; ``status=None``: no summary.json (hard crash). ``meta``:
+    summary.json's ``metrics_meta`` (default: the declarations of ``metrics`` in :data:`DECLARED`)."""
     run = sweep / name
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    config = {"seed": 0, "data": {"_target_": data_target}}
-    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
     seed = int(parse_overrides(overrides).get("seed", 0))
     if status is not None:
         summary = {
@@ -47,6 +69,9 @@ def make_run(
             "seed": seed,
             "overrides": overrides,
             "metrics": metrics or {},
+            "metrics_meta": {k: DECLARED[k] for k in metrics or {} if k in DECLARED}
+            if meta is None
+            else meta,
             "error": None,
             "samples": "samples/final.png" if picture else None,
         }
@@ -190,18 +215,18 @@ def test_failed_diverged_missing_killed_and_collapsed_runs_are_counted(tmp_path)
 
 
 def test_collapse_definition(tmp_path):
-    ring = "ganlab.data.toy.Ring8"
+    def ring(modes: int) -> dict[str, int]:
+        return {"metrics/modes": modes, "metrics/n_modes": 8}
 
     def images(recall: float, coverage: float) -> dict[str, float]:
         return {"metrics/recall": recall, "metrics/coverage": coverage}
 
     runs = {
-        "half": make_run(tmp_path, "half", [], metrics={"metrics/modes": 4}, data_target=ring),  # 4 of 8
-        "less": make_run(tmp_path, "less", [], metrics={"metrics/modes": 3}, data_target=ring),
-        "grid": make_run(tmp_path, "grid", [], metrics={"metrics/modes": 12}),  # 12 of 25 (from config)
-        "stored": make_run(
-            tmp_path, "stored", [], metrics={"metrics/modes": 12, "metrics/n_modes": 20}, data_target=ring
-        ),  # summary's n_modes wins over the config
+        "half": make_run(tmp_path, "half", [], metrics=ring(4)),  # 4 of 8
+        "less": make_run(tmp_path, "less", [], metrics=ring(3)),
+        "grid": make_run(tmp_path, "grid", [], metrics={"metrics/modes": 12, "metrics/n_modes": 25}),
+        "twenty": make_run(tmp_path, "twenty", [], metrics={"metrics/modes": 12, "metrics/n_modes": 20}),
+        "unknown": make_run(tmp_path, "unknown", [], metrics={"metrics/modes": 1}),  # no n_modes recorded
         "recall": make_run(tmp_path, "recall", [], metrics=images(0.05, 0.5)),
         "coverage": make_run(tmp_path, "coverage", [], metrics=images(0.5, 0.09)),
         "fine": make_run(tmp_path, "fine", [], metrics=images(0.1, 0.1)),  # thresholds are strict
@@ -213,7 +238,8 @@ def test_collapse_definition(tmp_path):
         "half": False,
         "less": True,
         "grid": True,
-        "stored": False,
+        "twenty": False,
+        "unknown": None,
         "recall": True,
         "coverage": True,
         "fine": False,
@@ -243,12 +269,68 @@ def test_ranking_directions_and_missing_values(tmp_path):
         "optim.lr=y",
         "optim.lr=w",
     ]
-    assert main([str(sweep), "--metric", "fid"]) == 0  # short name; lower is better from the name table
+    assert main([str(sweep), "--metric", "fid"]) == 0  # short name; lower is better as FID declares it
     md = (sweep / "report" / "report.md").read_text()
-    assert "metrics/fid, lower is better (known from its name)" in md
+    assert "metrics/fid, lower is better (declared by the metric)" in md
     ranks = [table_row(md, f"{r} | {lr} |") for r, lr in (("1", "y"), ("2", "z"), ("3", "x"), ("—", "w"))]
     assert [md.index(row) for row in ranks] == sorted(md.index(row) for row in ranks)
     assert "Best configuration: optim.lr=y (metrics/fid 11 ± " in md
+
+
+def score_sweep(sweep: Path, directions: list[str | None]) -> Path:
+    """A user's metric ``metrics/score``: lr=a scores 1 and 2, lr=b 5 and 6; run i declares directions[i]
+    (None: it declares nothing)."""
+    values = [("a", 1.0), ("a", 2.0), ("b", 5.0), ("b", 6.0)]
+    for i, ((lr, score), direction) in enumerate(zip(values, directions, strict=True)):
+        meta = {} if direction is None else {"metrics/score": {"direction": direction, "range": [0, None]}}
+        make_run(sweep, str(i), [f"lr={lr}", f"seed={i % 2}"], metrics={"metrics/score": score}, meta=meta)
+    return sweep
+
+
+def best_line(sweep: Path, metric: str, *flags: str) -> str:
+    assert main([str(sweep), "--metric", metric, *flags]) == 0
+    md = (sweep / "report" / "report.md").read_text()
+    return md[md.index("Best configuration:") :].splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "direction,best", [("max", "lr=b (metrics/score 5.5"), ("min", "lr=a (metrics/score 1.5")]
+)
+def test_the_direction_a_metric_declares_decides_the_ranking(tmp_path, direction, best):
+    sweep = score_sweep(tmp_path / "sweep", [direction] * 4)
+    assert best_line(sweep, "score").startswith(f"Best configuration: {best}")
+    md = (sweep / "report" / "report.md").read_text()
+    assert f"{'higher' if direction == 'max' else 'lower'} is better (declared by the metric)" in md
+    other = "--lower-is-better" if direction == "max" else "--higher-is-better"
+    assert best not in best_line(sweep, "score", other)  # the flag overrides the declaration
+
+
+@pytest.mark.parametrize("directions", [[None] * 4, ["max", "max", "min", "min"]], ids=["none", "conflict"])
+def test_no_or_conflicting_declarations_ask_for_the_flag(tmp_path, capsys, directions):
+    sweep = score_sweep(tmp_path / "sweep", directions)
+    assert main([str(sweep), "--metric", "score"]) == 2
+    err = capsys.readouterr().err
+    assert "'metrics/score' is unknown" in err and "--higher-is-better" in err
+    assert not (sweep / "report").exists()
+    assert best_line(sweep, "score", "--higher-is-better").startswith("Best configuration: lr=b")
+
+
+def test_a_sweep_is_ranked_by_what_ganlab_metrics_declare(tmp_path):
+    """The declarations the evaluation writes (ModeMetrics on 25 modes): reverse KL lower is better, hq
+    higher, and n_modes (a one-point range) is a constant of the data, not a result to rank by."""
+    evaluation = Evaluation({"modes": partial(ModeMetrics.from_datamodule)})
+    evaluation.metrics = evaluation.build_metrics(Grid25(n_train=10))
+    meta = evaluation.declarations()
+    assert meta["metrics/reverse_kl"] == {"direction": "min", "range": [0, pytest.approx(math.log(25))]}
+    sweep = tmp_path / "sweep"
+    for i, (loss, kl, hq) in enumerate([("x", 0.5, 0.2), ("y", 0.1, 0.1), ("z", 0.9, 0.9)]):
+        metrics = {"metrics/reverse_kl": kl, "metrics/hq": hq, "metrics/modes": 20, "metrics/n_modes": 25}
+        make_run(sweep, str(i), [f"loss={loss}"], metrics=metrics, meta=meta)
+    runs = collect_runs(sweep)
+    assert "metrics/n_modes" not in available_metrics(runs)
+    assert higher_is_better(runs, "metrics/reverse_kl") is False and higher_is_better(runs, "metrics/hq")
+    assert best_line(sweep, "reverse_kl").startswith("Best configuration: loss=y")
+    assert best_line(sweep, "hq").startswith("Best configuration: loss=z")
 
 
 def test_swept_params_only_varying_and_defaults(tmp_path):

@@ -4,8 +4,9 @@ Reads every run folder of ``SWEEP_DIR`` (``SWEEP_DIR/<job>/`` of a Hydra multiru
 configurations (the swept parameters other than ``seed``), and writes into ``--out`` (default
 ``SWEEP_DIR/report/``): ``runs.csv`` (one row per run folder), ``report.md`` and a self-contained
 ``report.html`` (statistics over seeds, counts of completed/diverged/failed/collapsed runs, the ranking by
-``--metric``), and the PNG plots they show. Bad input (no such folder, no run folder, unknown metric,
-unknown direction) is reported in one paragraph on stderr, exit code 2, and nothing is written.
+``--metric``, in the direction its metric declares in the runs' summary.json), and the PNG plots they
+show. Bad input (no such folder, no run folder, unknown metric, unknown direction) is reported in one
+paragraph on stderr, exit code 2, and nothing is written.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ganlab.report import plots, render
-from ganlab.report.collect import collect_runs, is_run_folder
+from ganlab.report.collect import Run, collect_runs, is_run_folder
 from ganlab.report.stats import available_metrics, default_metric, group, higher_is_better, rank, swept_params
 
 DESCRIPTION = __doc__.split("\n\n")[1].replace("``", "")
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="higher",
         action="store_true",
         default=None,
-        help="rank by decreasing metric (overrides the direction known from its name)",
+        help="rank by decreasing metric (overrides the direction the metric declares)",
     )
     direction.add_argument(
         "--lower-is-better", dest="higher", action="store_false", help="rank by increasing metric"
@@ -61,20 +62,20 @@ def resolve_metric(name: str | None, available: list[str]) -> str | None:
     )
 
 
-def resolve_direction(metric: str | None, higher: bool | None) -> tuple[bool | None, str]:
-    """Whether higher is better, and where that comes from."""
+def resolve_direction(runs: list[Run], metric: str | None, higher: bool | None) -> tuple[bool | None, str]:
+    """Whether higher is better, and where that comes from: the flag, else the metric's declaration."""
     if higher is not None:
         return higher, f"set by --{'higher' if higher else 'lower'}-is-better"
     if metric is None:
         return None, ""
-    known = higher_is_better(metric)
-    if known is None:
+    declared = higher_is_better(runs, metric)
+    if declared is None:
         raise UsageError(
-            f"the direction of metric {metric!r} is unknown (ganlab.report.stats knows "
-            "HIGHER_IS_BETTER and LOWER_IS_BETTER names); pass --higher-is-better or "
+            f"the direction of metric {metric!r} is unknown (no run's summary.json declares one in "
+            "metrics_meta, or the runs declare different ones); pass --higher-is-better or "
             "--lower-is-better."
         )
-    return known, "known from its name"
+    return declared, "declared by the metric"
 
 
 def load(args: argparse.Namespace) -> render.Report:
@@ -95,7 +96,7 @@ def load(args: argparse.Namespace) -> render.Report:
         )
     metrics = available_metrics(runs)
     metric = resolve_metric(args.metric, metrics)
-    higher, source = resolve_direction(metric, args.higher)
+    higher, source = resolve_direction(runs, metric, args.higher)
     params = swept_params(runs)
     configs = group(runs, params)
     configs = rank(configs, metric, bool(higher)) if metric else configs

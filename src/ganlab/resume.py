@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab.callbacks.checkpoint import CheckpointError, load_checkpoint
 from ganlab.config import ConfigError
+from ganlab.summary import is_alive
 
 NEVER = {None, False, "never", "null", "none"}
 RESULT_FILES = ("summary.json", "metrics.csv", "checkpoints/last.ckpt")
@@ -114,21 +114,11 @@ def compare_configs(
 
 
 def _check_not_in_use(previous: dict[str, Any] | None, run_dir: Path) -> None:
-    """Refuse a folder that a live process on this machine is still training into."""
-    if not previous or previous.get("status") != "running" or previous.get("host") != socket.gethostname():
-        return
-    pid = previous.get("pid")
-    if not isinstance(pid, int) or pid == os.getpid():
-        return
-    try:
-        os.kill(pid, 0)
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        if cmdline.exists() and b"ganlab" not in cmdline.read_bytes():
-            return  # the id was reused by another program
-    except OSError:
+    """Refuse a folder that another live process on this machine is still training into."""
+    if not previous or not is_alive(previous) or previous["pid"] == os.getpid():
         return
     raise ConfigError(
-        f"hydra.run.dir={str(run_dir)!r}: the run folder is in use by the running process {pid} "
+        f"hydra.run.dir={str(run_dir)!r}: the run folder is in use by the running process {previous['pid']} "
         "(summary.json status 'running'). Valid: wait for it, stop it, or use another folder."
     )
 

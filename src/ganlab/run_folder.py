@@ -53,6 +53,7 @@ def new_summary(cfg: DictConfig, overrides: list[str] | None, run_id: str) -> di
         "targets": targets(OmegaConf.to_container(cfg, resolve=False)),
         "metrics": {},
         "metrics_protocol": {},
+        "metrics_meta": {},
         "error": None,
         "diverged_at": None,
         "checkpoint": None,
@@ -201,6 +202,7 @@ def start_run(cfg: DictConfig, run_dir: Path, plan: ResumePlan, summary: dict[st
         summary["started_at"] = previous.get("started_at") or summary["started_at"]
         summary["metrics"] = dict(previous.get("metrics") or {})
         summary["metrics_protocol"] = dict(previous.get("metrics_protocol") or {})
+        summary["metrics_meta"] = dict(previous.get("metrics_meta") or {})
         summary["samples"] = previous.get("samples")
         earlier = float(previous.get("wall_s") or 0.0)
     if plan.ckpt_path is not None:

@@ -47,7 +47,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[GAN, pl.LightningDataModule
     """Everything that can reject a run, in order, before anything is written: the config's values and
     combinations, the dataset and the networks, the resume (checkpoint and run folder), then the trackers,
     the callbacks and the Trainer (which get the run's id: a resumed run's own, else a new one, set as
-    ``cfg.run_id``).
+    ``cfg.run_id``), and each callback's ``check_data(datamodule)`` where it has one.
 
     A process other than rank 0 of a multi-process run builds the same things but leaves the run folder
     to rank 0, which checked it and may already have written to it: it continues from the checkpoint the
@@ -61,6 +61,10 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[GAN, pl.LightningDataModule
         with open_dict(cfg):
             cfg.run_id = plan.run_id or new_run_id()
     trainer = build_trainer(cfg, run_dir, plan)
+    for callback in trainer.callbacks:  # e.g. metrics that do not fit the data (Evaluation)
+        check = getattr(callback, "check_data", None)
+        if callable(check):
+            check(datamodule)
     return module, datamodule, plan, trainer
 
 

@@ -87,3 +87,22 @@ def test_sklearn_sets_are_fixed_by_the_seed_and_validated(cls):
         cls(noise=-0.1)
     with pytest.raises(ValueError, match="n_train must be >= 1"):
         cls(n_train=0)
+
+
+@pytest.mark.parametrize(
+    "dm,n_modes",
+    [
+        (Ring8(), 8),
+        (Ring8(n_modes=5), 5),
+        (Grid25(), 25),
+        (Grid25(side=3), 9),
+        (TwoMoons(), None),
+        (SwissRoll(), None),
+    ],
+)
+def test_each_set_declares_its_number_of_modes(dm, n_modes):
+    """The declared count is the number of distinct means (None: data without modes), which the mode metrics
+    and the report take instead of guessing it from the class."""
+    assert dm.n_modes == n_modes
+    if n_modes is not None:
+        assert len({tuple(m) for m in dm.means.tolist()}) == n_modes

@@ -1,6 +1,7 @@
 """Feature extractors: the Inception weights are never downloaded (a clear error says where to put them),
 a local weights file loads and gives the network's own pool3 features, the uint8 mapping is exact, and the
-shipped digits network loads, checks its sha256 and refuses foreign images."""
+shipped digits network loads, checks its sha256 and refuses foreign images. The domain net is the one the data
+module declares; each feature metric declares the direction and range of every value it reports."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 import torch
 import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 
+from ganlab.data.images import CIFAR10, MNIST, Digits, FashionMNIST, ImageFolder
+from ganlab.data.toy import Ring8
 from ganlab.metrics import features as features_module
 from ganlab.metrics.features import (
     INCEPTION_WEIGHTS_FILE,
@@ -23,6 +26,7 @@ from ganlab.metrics.features import (
 )
 from ganlab.metrics.fid import FID
 from ganlab.metrics.kid import KID
+from ganlab.metrics.prdc import PRDC
 
 
 @pytest.fixture
@@ -132,3 +136,50 @@ def test_metrics_sharing_an_extractor_run_it_once_per_batch(digits, projection):
         for metric in metrics:
             metric.update(batch)
     assert calls == [100, 100, 100]
+
+
+def test_image_sets_declare_their_feature_net():
+    """FashionMNIST is an MNIST subclass, but the digit classifier is no feature net for clothes."""
+    declared = [cls.feature_net for cls in (Digits, MNIST, FashionMNIST, CIFAR10, ImageFolder, Ring8)]
+    assert declared == ["digits", "mnist", None, None, None, None]
+
+
+def test_the_domain_net_is_the_one_the_data_module_declares():
+    class Renamed(Digits):  # the class name no longer picks the net
+        pass
+
+    assert FID.from_datamodule(Renamed(), features="domain").features.name == "classifier-digits"
+
+
+def test_data_without_a_feature_net_is_refused_unless_given_one(tmp_path):
+    class Plain(Digits):
+        feature_net = None
+
+    with pytest.raises(
+        ValueError, match=r"data Plain declares none \(its feature_net is None\).*assets: digits\)"
+    ):
+        FID.from_datamodule(Plain(), features="domain")
+    for suffix in (".pt", ".json"):  # a net of one's own, named after its file
+        shutil.copy(features_module.ASSETS / f"feature_net_digits{suffix}", tmp_path / f"mine{suffix}")
+    own = FID.from_datamodule(Plain(), features="domain", weights_path=str(tmp_path / "mine.pt"))
+    assert own.features.name == "classifier-mine"
+
+
+DIRECTIONS = {"fid": "min", "kid_mean": "min", "kid_std": "min"} | dict.fromkeys(
+    ("precision", "recall", "density", "coverage"), "max"
+)
+
+
+@pytest.mark.parametrize("cls,kwargs", [(FID, {}), (KID, {"subsets": 5, "subset_size": 100}), (PRDC, {})])
+def test_each_feature_metric_declares_every_value_it_reports(digits, projection, cls, kwargs):
+    metric = cls(projection, digits, n_real=400, **kwargs)
+    g = torch.Generator().manual_seed(0)
+    metric.update(
+        (digits.real_sample(300, seed=1) + 0.3 * torch.randn(300, 1, 8, 8, generator=g)).clamp(-1, 1)
+    )
+    values, meta = metric.compute(), metric.meta()
+    assert set(meta) == set(values)
+    assert {k: m.direction for k, m in meta.items()} == {k: DIRECTIONS[k] for k in values}
+    for key, value in values.items():
+        low, high = meta[key].low, meta[key].high
+        assert (low is None or value >= low) and (high is None or value <= high), (key, value)

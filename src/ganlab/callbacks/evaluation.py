@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics import Metric
 
+from ganlab.config import ConfigError
+
 
 class Evaluation(pl.Callback):
     """Every ``every`` generator steps (0: only at the end) and at the end of training, draws
@@ -24,6 +26,9 @@ class Evaluation(pl.Callback):
     batching. On several processes each generates a contiguous block of the batches (at least one) and the
     metrics' states are gathered across processes when computed (torchmetrics), so that the numbers are
     those of all ``n_samples``, in the same order as on one process.
+
+    A metric may declare what its values mean (``meta()``: direction and range, :mod:`ganlab.metrics.meta`);
+    :meth:`declarations` collects them for ``summary.json``.
     """
 
     def __init__(
@@ -58,14 +63,42 @@ class Evaluation(pl.Callback):
         }
 
     def summary_fields(self, run_dir: Any) -> dict[str, dict[str, Any]]:
-        """``metrics`` (the last evaluation's values) and ``metrics_protocol`` (summary.json)."""
+        """``metrics`` (the last evaluation's values), ``metrics_protocol`` and ``metrics_meta`` (summary.json)."""
         if not self.metrics:
             return {}
         values = {k: v for k, v in self.latest.items() if k.startswith("metrics/")}
-        return {"metrics": values, "metrics_protocol": self.protocols()}
+        return {"metrics": values, "metrics_protocol": self.protocols(), "metrics_meta": self.declarations()}
+
+    def declarations(self) -> dict[str, dict[str, Any]]:
+        """``summary.json``'s ``metrics_meta``: per reported value ``metrics/<key>``, the direction and range
+        its metric declares (:class:`ganlab.metrics.meta.MetricMeta`); a metric without ``meta()``
+        declares nothing."""
+        return {
+            f"metrics/{key}": meta.to_json()
+            for metric in self.metrics.values()
+            if hasattr(metric, "meta")
+            for key, meta in metric.meta().items()
+        }
+
+    def build_metrics(self, datamodule) -> dict[str, Metric]:
+        """Each metric built for ``datamodule``. A metric that does not fit the data (its factory's
+        ``ValueError``: mode metrics on data without modes, domain features on data without a feature net)
+        is a :class:`ConfigError` naming it."""
+        metrics = {}
+        for name, make in self.factories.items():
+            try:
+                metrics[name] = make(datamodule=datamodule)
+            except ValueError as exc:
+                raise ConfigError(f"callbacks.evaluation.metrics.{name}: {exc}") from exc
+        return metrics
+
+    def check_data(self, datamodule) -> None:
+        """Fail before anything is written when a metric does not fit the data (ganlab.train.prepare calls
+        every callback's ``check_data``)."""
+        self.build_metrics(datamodule)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
-        self.metrics = {name: make(datamodule=trainer.datamodule) for name, make in self.factories.items()}
+        self.metrics = self.build_metrics(trainer.datamodule)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.every and pl_module.g_steps % self.every == 0:

@@ -135,10 +135,17 @@ class GANDataModule(pl.LightningDataModule):
     training there) and batches are gathered there in the training process (``num_workers`` is then 0):
     for small sets this saves the worker processes and the per-batch host-to-device copy.
     :meth:`real_sample` still returns CPU tensors.
+
+    What the metrics need to know of the data, declared here rather than guessed from the class name:
+    ``n_modes`` (the number of modes of a mixture, for the mode metrics; ``None``: data without modes) and
+    ``feature_net`` (the name of the data's own feature network for ``metrics=domain``,
+    ``ganlab/assets/feature_net_<name>.pt``; ``None``: it has none).
     """
 
     shape: tuple[int, ...] = ()
     num_classes: int | None = None
+    n_modes: int | None = None
+    feature_net: str | None = None
 
     def __init__(
         self,

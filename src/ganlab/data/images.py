@@ -20,6 +20,7 @@ class Digits(GANDataModule):
 
     shape = (1, 8, 8)
     num_classes = 10
+    feature_net = "digits"  # ganlab/assets/feature_net_digits.pt (scripts/train_feature_net.py)
 
     def load(self) -> tuple[Tensor, Tensor]:
         from sklearn.datasets import load_digits
@@ -82,6 +83,7 @@ class MNIST(_TorchvisionImages):
 
     shape = (1, 28, 28)
     num_classes = 10
+    feature_net = "mnist"  # not shipped: `python scripts/train_feature_net.py --dataset mnist --root DIR`
     expected_files = _idx_files("MNIST")
 
     def torchvision_dataset(self):
@@ -97,6 +99,7 @@ class FashionMNIST(MNIST):
     """Fashion-MNIST (Xiao et al. 2017): 28x28 grayscale pictures of 10 kinds of clothing, in MNIST's IDX
     format, from the four uncompressed files under ``root/FashionMNIST/raw`` (the same file names)."""
 
+    feature_net = None  # MNIST's digit classifier is not a feature net for clothes
     expected_files = _idx_files("FashionMNIST")
 
     def torchvision_dataset(self):

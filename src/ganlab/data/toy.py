@@ -36,6 +36,10 @@ class GaussianMixture2D(Toy2D):
         self.means = means.to(torch.float32)
         self.std = float(std)
 
+    @property
+    def n_modes(self) -> int:
+        return len(self.means)
+
     def load(self) -> tuple[Tensor, Tensor]:
         g = torch.Generator().manual_seed(self.seed)
         y = torch.randint(len(self.means), (self.n_train,), generator=g)

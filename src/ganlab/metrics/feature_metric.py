@@ -4,6 +4,7 @@ protocol record."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,7 +13,25 @@ from torchmetrics import Metric
 
 from ganlab.metrics import cache
 from ganlab.metrics.cache import RealStats, real_statistics, split_of
-from ganlab.metrics.features import FeatureExtractor, load_extractor
+from ganlab.metrics.features import ASSETS, FeatureExtractor, load_extractor
+
+
+def domain_net(datamodule, weights_path: str | None = None) -> str:
+    """The name of the data's own feature net, as its data module declares it (``feature_net``, which names
+    ``ganlab/assets/feature_net_<name>.pt``); data that declares none takes a net of the user's, named after
+    its ``weights_path``. ``ValueError`` when there is neither."""
+    if datamodule.feature_net is not None:
+        return datamodule.feature_net
+    if weights_path is not None:
+        return Path(weights_path).stem
+    shipped = sorted(p.stem.removeprefix("feature_net_") for p in ASSETS.glob("feature_net_*.pt"))
+    raise ValueError(
+        f"features='domain' (metrics=domain) needs the data's own feature net, but data "
+        f"{type(datamodule).__name__} declares none (its feature_net is None). Valid: data that declares one "
+        f"(shipped in ganlab/assets: {', '.join(shipped) or 'none'}), a net of your own as "
+        "weights_path=<feature_net_*.pt beside its .json>, features='inception' (metrics=inception), or "
+        "metrics=none."
+    )
 
 
 class FeatureMetric(Metric):
@@ -62,11 +81,10 @@ class FeatureMetric(Metric):
         cls, datamodule, features: str = "inception", weights_path: str | None = None, **kwargs
     ) -> FeatureMetric:
         """Factory for the evaluation callback; ``features`` is ``"inception"`` (weights at ``weights_path``,
-        default torch hub's cache) or ``"domain"`` (the classifier trained on this dataset, default the one
-        in ``ganlab/assets``)."""
-        return cls(
-            load_extractor(features, type(datamodule).__name__.lower(), weights_path), datamodule, **kwargs
-        )
+        default torch hub's cache) or ``"domain"`` (the classifier trained on this dataset, the one its data
+        module declares (:func:`domain_net`), default in ``ganlab/assets``)."""
+        dataset = domain_net(datamodule, weights_path) if features == "domain" else ""
+        return cls(load_extractor(features, dataset, weights_path), datamodule, **kwargs)
 
     def fake_features(self, fake: Tensor) -> Tensor:
         """Float64 features of a batch of generated images; counts them."""

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ganlab.metrics.feature_metric import FeatureMetric
 from ganlab.metrics.features import FeatureExtractor
+from ganlab.metrics.meta import MetricMeta
 
 
 def frechet_distance(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> Tensor:
@@ -52,6 +53,10 @@ class FID(FeatureMetric):
         dim = features.dim
         self.add_state("fake_sum", default=torch.zeros(dim, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("fake_outer", default=torch.zeros(dim, dim, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def meta(self) -> dict[str, MetricMeta]:
+        """A squared distance: 0 for identical Gaussians, unbounded above; lower is better."""
+        return {"fid": MetricMeta("min", 0, None)}
 
     def update(self, fake: Tensor) -> None:
         f = self.fake_features(fake)

@@ -24,6 +24,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from ganlab.metrics.feature_metric import FeatureMetric
 from ganlab.metrics.features import FeatureExtractor
+from ganlab.metrics.meta import MetricMeta
 
 
 def polynomial_mmd2(x: Tensor, y: Tensor, degree: int = 3, c: float = 1.0) -> Tensor:
@@ -62,6 +63,11 @@ class KID(FeatureMetric):
             raise ValueError(f"KID needs subsets >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
         self.subsets, self.subset_size, self.seed = int(subsets), int(subset_size), int(seed)
         self.add_state("fake", default=[], dist_reduce_fx="cat")
+
+    def meta(self) -> dict[str, MetricMeta]:
+        """``kid_mean``: lower is better; unbounded on both sides (the unbiased estimator can be negative when
+        the two distributions are close). ``kid_std``: lower (a more certain estimate), at least 0."""
+        return {"kid_mean": MetricMeta("min", None, None), "kid_std": MetricMeta("min", 0, None)}
 
     def update(self, fake: Tensor) -> None:
         self.fake.append(self.fake_features(fake))

@@ -10,6 +10,9 @@ Definitions (the protocol of both papers, 2500 samples by default in ganlab's ev
   high-quality samples over their nearest modes and the uniform distribution ``u`` over the ``K``
   modes (0 log 0 = 0): 0 when every mode gets the same share, ``log K`` when all fall on one mode,
   NaN when there is no high-quality sample at all.
+
+Declared (:meth:`ModeMetrics.meta`): ``modes`` in [0, K] and ``hq`` in [0, 1], higher better; ``reverse_kl``
+in [0, log K], lower better; ``n_modes`` the constant K.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import math
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+
+from ganlab.metrics.meta import MetricMeta
 
 
 class ModeMetrics(Metric):
@@ -35,8 +40,24 @@ class ModeMetrics(Metric):
 
     @classmethod
     def from_datamodule(cls, datamodule, threshold: float = 3.0) -> ModeMetrics:
-        """For data modules that expose ``means`` and ``std`` (``ganlab.data.toy``)."""
+        """For data modules that declare ``n_modes`` and expose ``means`` and ``std`` (the Gaussian
+        mixtures of ``ganlab.data.toy``); ``ValueError`` for data without modes."""
+        if datamodule.n_modes is None:
+            raise ValueError(
+                f"the mode metrics (metrics=toy) need data with modes, but data {type(datamodule).__name__} "
+                "declares none (its n_modes is None). Valid: a Gaussian mixture of ganlab.data.toy, or "
+                "metrics=none."
+            )
         return cls(datamodule.means, datamodule.std, threshold)
+
+    def meta(self) -> dict[str, MetricMeta]:
+        k = len(self.means)
+        return {
+            "modes": MetricMeta("max", 0, k),
+            "n_modes": MetricMeta(None, k, k),
+            "hq": MetricMeta("max", 0, 1),
+            "reverse_kl": MetricMeta("min", 0, math.log(k)),
+        }
 
     def protocol(self) -> dict[str, object]:
         return {

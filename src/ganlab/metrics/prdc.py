@@ -26,6 +26,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from ganlab.metrics.feature_metric import FeatureMetric
 from ganlab.metrics.features import FeatureExtractor
+from ganlab.metrics.meta import MetricMeta
 
 
 def knn_radii(x: Tensor, k: int, block: int = 1024) -> Tensor:
@@ -77,6 +78,18 @@ class PRDC(FeatureMetric):
             raise ValueError(f"PRDC needs k >= 1 and block >= 1, got {k} and {block}")
         self.k, self.block = int(k), int(block)
         self.add_state("fake", default=[], dist_reduce_fx="cat")
+
+    def meta(self) -> dict[str, MetricMeta]:
+        """Higher is better for all four; precision, recall and coverage are fractions in [0, 1], density is
+        at most N / k (each sample lies in at most N real balls), unbounded as N grows (1 for samples
+        distributed like the real ones)."""
+        fraction = MetricMeta("max", 0, 1)
+        return {
+            "precision": fraction,
+            "recall": fraction,
+            "density": MetricMeta("max", 0, None),
+            "coverage": fraction,
+        }
 
     def update(self, fake: Tensor) -> None:
         self.fake.append(self.fake_features(fake))

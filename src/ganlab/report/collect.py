@@ -1,5 +1,4 @@
-"""Read the run folders of a sweep: ``summary.json``, ``.hydra/overrides.yaml``, ``.hydra/config.yaml``
-and ``metrics.csv``.
+"""Read the run folders of a sweep: ``summary.json``, ``.hydra/overrides.yaml`` and ``metrics.csv``.
 
 A *run folder* is a direct subfolder of the sweep folder that holds ``.hydra/``, ``summary.json`` or
 ``metrics.csv``. Every run folder becomes a :class:`Run`, also the ones whose ``summary.json`` is missing
@@ -11,13 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ganlab.metrics.meta import MetricMeta
+from ganlab.summary import is_alive
 
 MISSING = "missing"  # no (readable) summary.json: the process died before writing it, or still starts
 KILLED = "killed"  # summary.json says "running" but no such process is alive
@@ -25,7 +25,8 @@ KILLED = "killed"  # summary.json says "running" but no such process is alive
 
 @dataclass
 class Run:
-    """One run folder: its overrides, its final status and metrics (``None``: undefined)."""
+    """One run folder: its overrides, its final status and metrics (``None``: undefined), and the number of
+    modes of its data (``metrics/n_modes``, which the mode metrics report; ``None`` for other data)."""
 
     name: str
     path: Path
@@ -41,6 +42,12 @@ class Run:
         """The seed of the run (summary.json, else the ``seed`` override)."""
         seed = self.summary.get("seed", self.overrides.get("seed"))
         return int(seed) if seed is not None else None
+
+    def meta(self, metric: str) -> MetricMeta | None:
+        """What ``metric`` means (direction, range), as its metric declared it in summary.json's
+        ``metrics_meta``; ``None`` when it declared nothing."""
+        declared = self.summary.get("metrics_meta")
+        return MetricMeta.from_json(declared.get(metric)) if isinstance(declared, dict) else None
 
     @property
     def samples(self) -> Path | None:
@@ -98,20 +105,6 @@ def _read_summary(path: Path) -> tuple[dict[str, Any], str | None]:
     return (summary, None) if isinstance(summary, dict) else ({}, "summary.json is not a JSON object")
 
 
-def _alive(summary: dict[str, Any]) -> bool:
-    """Whether the process recorded in a "running" summary (``pid`` and ``host``) is still alive here."""
-    pid, host = summary.get("pid"), summary.get("host")
-    if not isinstance(pid, int) or host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _number(value: Any) -> float | None:
     """A metric value as a float; ``None`` for JSON null, NaN, infinities and non-numbers."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -119,32 +112,16 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _config_n_modes(path: Path) -> int | None:
-    """The number of modes of the toy data set in ``.hydra/config.yaml`` (Ring8: ``n_modes``, default 8;
-    Grid25: ``side**2``, default 25); ``None`` for other data or an unreadable config."""
-    file = path / ".hydra" / "config.yaml"
-    try:
-        data = (yaml.safe_load(file.read_text()) or {}).get("data") or {}
-        target = str(data.get("_target_", ""))
-        if target.endswith("Ring8"):
-            return int(data.get("n_modes", 8))
-        if target.endswith("Grid25"):
-            return int(data.get("side", 5)) ** 2
-    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
-        return None
-    return None
-
-
 def read_run(path: Path) -> Run:
     """One run folder as a :class:`Run`."""
     summary, problem = _read_summary(path)
     status = MISSING if problem else str(summary.get("status"))
     error = problem or summary.get("error")
-    if status == "running" and not _alive(summary):
+    if status == "running" and not is_alive(summary):
         status, error = KILLED, "summary.json says running, but no process with its pid/host is alive"
     metrics = {str(k): _number(v) for k, v in (summary.get("metrics") or {}).items()}
     n_modes = metrics.get("metrics/n_modes")
-    n_modes = int(n_modes) if n_modes is not None else _config_n_modes(path)
+    n_modes = int(n_modes) if n_modes is not None else None
     return Run(path.name, path, status, _read_overrides(path, summary), summary, metrics, n_modes, error)
 
 

@@ -17,10 +17,6 @@ from scipy import stats
 
 from ganlab.report.collect import Run
 
-# Which way is better, by the metric's name after "metrics/" (kid* also lower, e.g. kid_mean).
-HIGHER_IS_BETTER = frozenset({"modes", "hq", "precision", "recall", "density", "coverage"})
-LOWER_IS_BETTER = frozenset({"fid", "reverse_kl"})
-
 # Collapse thresholds, the only place they are set. Only a *completed* run can be collapsed (a diverged
 # run counts as diverged). Toy data (metrics/modes): fewer than COLLAPSE_MODES_FRACTION of the data's
 # modes covered. Images: metrics/recall < COLLAPSE_RECALL or metrics/coverage < COLLAPSE_COVERAGE, for
@@ -37,17 +33,14 @@ FAILED_DEFINITION = "failed = status failed, interrupted, killed (running withou
 
 SEED = "seed"
 DEFAULT = "(default)"  # the value of a swept parameter in a run that does not override it
-INFO_METRICS = frozenset({"metrics/n_modes"})  # constants of the data, not results
 
 
-def higher_is_better(metric: str) -> bool | None:
-    """True/False from the name (``metrics/fid`` -> False); ``None`` when the direction is unknown."""
-    name = metric.rsplit("/", 1)[-1]
-    if name in HIGHER_IS_BETTER:
-        return True
-    if name in LOWER_IS_BETTER or name.startswith("kid"):
-        return False
-    return None
+def higher_is_better(runs: list[Run], metric: str) -> bool | None:
+    """Whether higher is better for ``metric``, as the runs' metrics declare it (summary.json's
+    ``metrics_meta``); ``None`` when no run declares a direction, or runs declare different ones."""
+    declared = (r.meta(metric) for r in runs)
+    directions = {m.direction for m in declared if m is not None and m.direction is not None}
+    return directions == {"max"} if len(directions) == 1 else None
 
 
 def is_collapsed(run: Run) -> bool | None:
@@ -148,9 +141,10 @@ def rank(configs: list[Config], metric: str, higher: bool) -> list[Config]:
 
 
 def available_metrics(runs: list[Run]) -> list[str]:
-    """Every final metric of any run, the ``metrics/*`` ones first, each part sorted (data constants such
-    as ``metrics/n_modes`` left out)."""
-    names = {k for r in runs for k in r.metrics} - INFO_METRICS
+    """Every final metric of any run, the ``metrics/*`` ones first, each part sorted (the values a run
+    declares constant, constants of the data such as ``metrics/n_modes``, left out)."""
+    names = {k for r in runs for k in r.metrics}
+    names -= {k for r in runs for k in names if (meta := r.meta(k)) is not None and meta.constant}
     return sorted(names, key=lambda k: (not k.startswith("metrics/"), k))
 
 
