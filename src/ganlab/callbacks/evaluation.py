@@ -63,7 +63,7 @@ class Evaluation(pl.Callback):
         }
 
     def summary_fields(self, run_dir: Any) -> dict[str, dict[str, Any]]:
-        """``metrics`` (the last evaluation's values), ``metrics_protocol`` and ``metrics_meta`` (summary.json)."""
+        """Its part of summary.json: ``metrics`` (last values), ``metrics_protocol``, ``metrics_meta``."""
         if not self.metrics:
             return {}
         values = {k: v for k, v in self.latest.items() if k.startswith("metrics/")}
@@ -82,13 +82,14 @@ class Evaluation(pl.Callback):
 
     def build_metrics(self, datamodule) -> dict[str, Metric]:
         """Each metric built for ``datamodule``. A metric that does not fit the data (its factory's
-        ``ValueError``: mode metrics on data without modes, domain features on data without a feature net)
+        ``ValueError``: mode metrics on data without modes, domain features on data without a feature net;
+        an ``OSError``: weights that are not where the config says)
         is a :class:`ConfigError` naming it."""
         metrics = {}
         for name, make in self.factories.items():
             try:
                 metrics[name] = make(datamodule=datamodule)
-            except ValueError as exc:
+            except (ValueError, OSError) as exc:  # OSError: missing weights (FID's Inception)
                 raise ConfigError(f"callbacks.evaluation.metrics.{name}: {exc}") from exc
         return metrics
 
