@@ -39,7 +39,7 @@ import ganlab
 from ganlab.callbacks.checkpoint import Checkpoint, Preempted
 from ganlab.callbacks.evaluation import Evaluation
 from ganlab.callbacks.samples import SampleImages
-from ganlab.config import ConfigError, validate, world_size
+from ganlab.config import ConfigError, renamed_option_hints, validate, world_size
 from ganlab.distributed import ReplicaDDPStrategy, launched_externally, started_as_rank_zero
 from ganlab.module import GAN, Diverged
 from ganlab.nets import build_net
@@ -124,7 +124,10 @@ def _check_optimizers(module: GAN) -> None:
         try:
             optimizers[key] = factory(net.parameters())
         except Exception as exc:
-            raise ConfigError(f"{key} cannot be built: {type(exc).__name__}: {exc}") from exc
+            given = ", ".join(f"{key}.{k}={v!r}" for k, v in getattr(factory, "keywords", {}).items())
+            raise ConfigError(
+                f"{key} cannot be built from {given or 'no arguments'}: {type(exc).__name__}: {exc}"
+            ) from exc
     schedule = getattr(module, "lr_schedule", None)
     for opt in optimizers.values() if schedule is not None else []:
         try:
@@ -151,7 +154,7 @@ def build(cfg: DictConfig) -> tuple[GAN, pl.LightningDataModule]:
         clip_grad_norm_d=cfg.clip_grad_norm.d,
         noise_seed=cfg.seed,
         lr_schedule=_built("lr_schedule", schedule) if schedule is not None else None,
-        augment=_built("augment", augment) if augment is not None else None,
+        augment={name: _built(f"augment.{name}", t) for name, t in (augment or {}).items()},
     )
     _check_optimizers(module)
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
@@ -555,7 +558,7 @@ def main() -> int:
         _app()
     except SystemExit as exc:
         if exc.code == 1:
-            for hint in hint_unknown_keys(sys.argv[1:]):
+            for hint in [*renamed_option_hints(sys.argv[1:]), *hint_unknown_keys(sys.argv[1:])]:
                 print(hint, file=sys.stderr)
         raise
     return 1 if FAILED_RUNS else 0
