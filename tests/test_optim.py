@@ -15,10 +15,10 @@ from ganlab.train import build, build_trainer, train
 @pytest.mark.parametrize(
     "overrides, expected_g, expected_d",
     [
-        ([], (1e-2, 0.0, False), (1e-2, 0.0, False)),  # plain SGD by default
+        ([], (0.1, 0.0, False), (0.1, 0.0, False)),  # plain SGD by default
         (
             ["optim.g.momentum=0.9", "optim.g.nesterov=true", "optim.d.lr=0.05", "optim.d.momentum=0.5"],
-            (1e-2, 0.9, True),
+            (0.1, 0.9, True),
             (0.05, 0.5, False),
         ),
     ],
@@ -56,5 +56,5 @@ def test_nesterov_without_momentum_is_refused_before_anything_is_written(make_cf
         train(cfg)
     assert not Path(cfg.paths.output_dir).exists()
     message = str(info.value)
-    assert message.startswith("optim.g cannot be built from optim.g.lr=0.01, optim.g.momentum=0.0, ")
+    assert message.startswith("optim.g cannot be built from optim.g.lr=0.1, optim.g.momentum=0.0, ")
     assert "optim.g.nesterov=True" in message and "Nesterov momentum requires a momentum" in message
