@@ -69,12 +69,12 @@ def test_instance_noise_refuses_bad_settings(kwargs):
 
 
 def test_module_adds_the_scheduled_noise_to_d_inputs_and_logs_sigma(make_cfg):
-    """penalty=instance_noise: a D input differs from the raw batch by noise of std sigma(g_steps); after
+    """augment=instance_noise: a D input differs from the raw batch by noise of std sigma(g_steps); after
     anneal_steps generator updates D sees the raw batch; training logs noise/sigma at each step."""
-    cfg = make_cfg("penalty=instance_noise", "penalty.instance_noise.sigma0=0.5", "trainer.max_steps=4")
-    assert cfg.penalty.instance_noise.anneal_steps == 4  # the whole run by default
+    cfg = make_cfg("augment=instance_noise", "augment.instance_noise.sigma0=0.5", "trainer.max_steps=4")
+    assert cfg.augment.instance_noise.anneal_steps == 4  # the whole run by default
     module, _ = build(cfg)
-    assert module.penalties == {} and isinstance(module.transforms[0], InstanceNoise)
+    assert module.penalties == {} and [type(t) for t in module.transforms] == [InstanceNoise]
     seen: list[Tensor] = []
     module.discriminator.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
     x = torch.randn(20000, 2)
@@ -173,6 +173,26 @@ def test_diffaugment_gives_finite_nonzero_gradients_to_the_generator(make_cfg):
     grads = [p.grad for p in module.generator.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert all(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("order", [["diffaug", "instance_noise"], ["instance_noise", "diffaug"]])
+def test_several_transforms_apply_in_the_order_of_the_augment_list(make_cfg, order):
+    """'augment=[a,b]': D sees b(a(x)), each drawing from the module's noise generator in turn; the two
+    orders differ (colour and cutout act on the noise), so a swapped order would fail."""
+    augment = f"augment=[{','.join(order)}]"
+    cfg = make_cfg(augment, "augment.instance_noise.sigma0=0.3", "data=digits", "model=dcgan")
+    module, _ = build(cfg)
+    classes = {"diffaug": DiffAugment, "instance_noise": InstanceNoise}
+    assert [type(t) for t in module.transforms] == [classes[name] for name in order]
+    seen: list[Tensor] = []
+    module.discriminator.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    x = torch.rand(6, 1, 8, 8) * 2 - 1
+    module.critic(x)
+    by_hand, noise = x, torch.Generator().manual_seed(cfg.seed)  # the module's noise, seeded the same
+    for name in order:
+        transform = DiffAugment() if name == "diffaug" else InstanceNoise(sigma0=0.3, anneal_steps=3)
+        by_hand = transform(by_hand, 0, noise)
+    torch.testing.assert_close(seen[-1], by_hand, rtol=0, atol=1e-6)
 
 
 class Spy(InputTransform):

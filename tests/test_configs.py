@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import get_class
 
 from fakedata import make_cifar10, make_image_folder, make_mnist, make_table
+from ganlab.augment import InputTransform
 from ganlab.config import ConfigError
+from ganlab.losses import AdversarialLoss
 from ganlab.paths import CONF_DIR
+from ganlab.penalties import Penalty
 from ganlab.train import train
 
 VECTOR_DATA = {"ring8", "grid25", "moons", "swiss_roll", "tabular"}
@@ -57,8 +61,32 @@ def data_overrides(data: str, tmp_path) -> list[str]:
 
 
 def test_every_group_has_options():
-    for group in ("loss", "penalty", "model", "data", "optim", "trainer", "logger", "augment", "ema"):
+    for group in ("loss", "penalty", "model", "data", "optim", "trainer", "logger", "augment", "ema", "fix"):
         assert options(group), group
+
+
+@pytest.mark.parametrize("loss", options("loss"))
+def test_every_loss_option_is_a_plain_loss_object(make_cfg, loss):
+    """A loss file sets the loss and nothing else (recipes that also set the penalty, the optimizer or
+    n_critic are fixes): composing it changes only cfg.loss."""
+    assert "@package" not in (CONF_DIR / "loss" / f"{loss}.yaml").read_text()
+    cfg, default = make_cfg(f"loss={loss}"), make_cfg()
+    assert issubclass(get_class(cfg.loss._target_), AdversarialLoss)
+    for key in ("penalty", "augment", "optim", "n_critic"):
+        assert cfg[key] == default[key], key
+
+
+@pytest.mark.parametrize(
+    "group, base", [("penalty", Penalty), ("augment", InputTransform)], ids=["penalty", "augment"]
+)
+def test_each_option_of_a_component_group_holds_one_component_of_its_kind_under_its_name(
+    make_cfg, group, base
+):
+    """So that a list of options merges (``penalty=[gp,r1]``, ``augment=[diffaug,instance_noise]``)."""
+    for option in [o for o in options(group) if o != "none"]:
+        components = make_cfg(f"{group}={option}")[group]
+        assert list(components) == [option]
+        assert issubclass(get_class(components[option]._target_), base), option
 
 
 @pytest.mark.parametrize("loss", options("loss"))
@@ -86,11 +114,18 @@ def test_every_option_of_the_other_groups_trains(make_cfg, tmp_path, group):
         assert summary["status"] == "completed", (option, summary["error"])
 
 
-@pytest.mark.parametrize("augment", options("augment"))
+@pytest.mark.parametrize("augment", [*options("augment"), "[diffaug,instance_noise]"])
 def test_every_augment_option_trains_on_images(make_cfg, augment):
     cfg = make_cfg(f"augment={augment}", "data=digits", "model=dcgan", "metrics=none", "trainer.max_steps=2")
     summary = train(cfg)
     assert summary["status"] == "completed", summary["error"]
+
+
+@pytest.mark.parametrize("fix", options("fix"))
+def test_every_fix_trains(make_cfg, fix):
+    summary = train(make_cfg(f"fix={fix}", "trainer.max_steps=2"))
+    assert summary["status"] == "completed", summary["error"]
+    assert summary["g_steps"] == 2
 
 
 @pytest.mark.parametrize("ema", options("ema"))
@@ -106,7 +141,7 @@ def test_the_new_options_compose_with_each_other(make_cfg):
     summary = train(
         make_cfg(
             *("data=digits", "model=dcgan_cond", "model.discriminator.norm=layer", "metrics=none"),
-            *("penalty=[instance_noise,r1]", "augment=diffaug", "ema=on", "loss.real_label=0.9"),
+            *("penalty=r1", "augment=[diffaug,instance_noise]", "ema=on", "loss.real_label=0.9"),
             "trainer.max_steps=2",
         )
     )
@@ -161,18 +196,38 @@ def test_gpu_trainer_option_composes(make_cfg):
     assert make_cfg("trainer=gpu").trainer.accelerator == "gpu"
 
 
-def test_wgan_gp_brings_penalty_n_critic_and_optimizer_of_the_paper(make_cfg):
-    cfg = make_cfg("loss=wgan_gp")
-    assert cfg.loss._target_ == "ganlab.losses.WassersteinLoss"
+def test_fix_wgan_gp_brings_loss_penalty_n_critic_and_optimizer_of_the_paper(make_cfg):
+    """Gulrajani et al. 2017, algorithm 1: lambda 10, n_critic 5, Adam(1e-4, 0, 0.9), no clipping."""
+    cfg = make_cfg("fix=wgan_gp")
+    assert dict(cfg.loss) == {"_target_": "ganlab.losses.WassersteinLoss", "clip": 0.0}
     assert cfg.n_critic == 5
-    assert cfg.penalty.gp.weight == 10.0 and cfg.penalty.gp.center == 1.0
+    assert list(cfg.penalty) == ["gp"] and cfg.penalty.gp.weight == 10.0 and cfg.penalty.gp.center == 1.0
     for net in ("g", "d"):
+        assert cfg.optim[net]._target_ == "torch.optim.Adam"
         assert cfg.optim[net].lr == 1e-4 and list(cfg.optim[net].betas) == [0.0, 0.9]
 
 
-def test_command_line_wins_over_what_a_loss_brings(make_cfg):
-    cfg = make_cfg("loss=wgan_gp", "n_critic=2", "optim=adam", "penalty=none")
-    assert cfg.n_critic == 2 and cfg.optim.g.lr == 2e-4 and dict(cfg.penalty) == {}
+def test_fix_wgan_brings_clipping_rmsprop_and_n_critic_of_the_paper(make_cfg):
+    """Arjovsky et al. 2017, algorithm 1: c 0.01, n_critic 5, RMSProp 5e-5, no penalty."""
+    cfg = make_cfg("fix=wgan")
+    assert dict(cfg.loss) == {"_target_": "ganlab.losses.WassersteinLoss", "clip": 0.01}
+    assert cfg.n_critic == 5 and dict(cfg.penalty) == {}
+    for net in ("g", "d"):
+        assert cfg.optim[net]._target_ == "torch.optim.RMSprop" and cfg.optim[net].lr == 5e-5
+    assert make_cfg("loss=wasserstein").loss.clip == 0.0  # the loss alone clips nothing
+
+
+@pytest.mark.parametrize("fix", ["wgan_gp", "wgan"])
+def test_command_line_wins_over_what_a_fix_brings(make_cfg, fix):
+    """fix comes after loss/penalty/optim in the defaults list, yet a group choice or a value on the
+    command line overrides the fix's, whichever order they are written in."""
+    for overrides in (
+        [f"fix={fix}", "optim=sgd", "penalty=r1", "n_critic=2", "loss.clip=0.05"],
+        ["optim=sgd", "penalty=r1", "loss.clip=0.05", "n_critic=2", f"fix={fix}"],
+    ):
+        cfg = make_cfg(*overrides)
+        assert cfg.optim.g._target_ == cfg.optim.d._target_ == "torch.optim.SGD", overrides
+        assert list(cfg.penalty) == ["r1"] and cfg.n_critic == 2 and cfg.loss.clip == 0.05
 
 
 def test_ttur_sets_learning_rates_per_network(make_cfg):

@@ -226,10 +226,10 @@ def assert_same_run(ddp: Path, single: Path, ddp_summary: dict, single_summary: 
 CASES = {
     "vanilla+dragan": ["loss=vanilla", "penalty=dragan"],
     "non_saturating+gp+r1": ["loss=non_saturating", "penalty=[gp,r1]", "n_critic=2"],
-    "wgan_gp": ["loss=wgan_gp"],
-    "hinge+r2+instance_noise": ["loss=hinge", "penalty=[r2,instance_noise]"],
+    "wgan_gp": ["fix=wgan_gp"],
+    "hinge+r2+instance_noise": ["loss=hinge", "penalty=r2", "augment=instance_noise"],
     "lsgan+lazy_r1": ["loss=lsgan", "penalty=r1", "penalty.r1.every=2", "n_critic=2"],
-    "wgan(clip)": ["loss=wgan", "callbacks.evaluation.batch_size=500"],  # one batch: split to 2 of 100
+    "wgan(clip)": ["fix=wgan", "callbacks.evaluation.batch_size=500"],  # one batch: split to 2 of 100
 }
 
 
@@ -303,7 +303,7 @@ def test_conditional_images_with_augmentation_ema_and_fid_over_both_processes(tm
 def test_a_resumed_two_process_run_continues_the_one_process_run(tmp_path):
     """3 steps on 2 processes, then a rerun to 6 (resume=auto): the data position, the noise generator
     and the optimizers continue as in 6 uninterrupted steps of one process on the global batch."""
-    overrides = [*TOY, "loss=wgan_gp", "callbacks.checkpoint.every=1"]
+    overrides = [*TOY, "fix=wgan_gp", "callbacks.checkpoint.every=1"]
     two_processes(tmp_path / "ddp", 16, *overrides, "trainer.max_steps=3")
     ddp = two_processes(tmp_path / "ddp", 16, *overrides, "trainer.max_steps=6")
     single = one_process(tmp_path / "one", 32, *overrides, "trainer.max_steps=6")

@@ -127,10 +127,10 @@ def test_wgan_clipping_clamps_every_weight():
         WassersteinLoss(clip=-1)
 
 
-def test_loss_wgan_brings_the_papers_settings_and_keeps_every_critic_weight_clipped(make_cfg, tmp_path):
-    """loss=wgan (Arjovsky et al. 2017): clip 0.01, n_critic 5, RMSProp 5e-5, no penalty; after training
+def test_fix_wgan_brings_the_papers_settings_and_keeps_every_critic_weight_clipped(make_cfg, tmp_path):
+    """fix=wgan (Arjovsky et al. 2017): clip 0.01, n_critic 5, RMSProp 5e-5, no penalty; after training
     every critic parameter lies in [-c, c] and the clip is binding (the initial weights exceed it)."""
-    cfg = make_cfg("loss=wgan", "trainer.max_steps=2")
+    cfg = make_cfg("fix=wgan", "trainer.max_steps=2")
     assert cfg.loss.clip == 0.01 and cfg.n_critic == 5 and dict(cfg.penalty) == {}
     assert {cfg.optim[n]._target_ for n in "gd"} == {"torch.optim.RMSprop"}
     assert cfg.optim.g.lr == cfg.optim.d.lr == 5e-5

@@ -166,8 +166,8 @@ def test_lazy_penalty_runs_on_exactly_every_kth_discriminator_step_in_training(m
 
 
 def test_several_penalties_compose_and_train_together(make_cfg):
-    """A Hydra list selects several options of the group, also over what a loss brings (wgan_gp: gp)."""
-    cfg = make_cfg("loss=wgan_gp", "penalty=[gp,r1,dragan]", "penalty.r1.weight=2", "trainer.max_steps=2")
+    """A Hydra list selects several options of the group, also over what a fix brings (wgan_gp: gp)."""
+    cfg = make_cfg("fix=wgan_gp", "penalty=[gp,r1,dragan]", "penalty.r1.weight=2", "trainer.max_steps=2")
     assert list(cfg.penalty) == ["gp", "r1", "dragan"] and cfg.penalty.r1.weight == 2
     summary = train(cfg)
     assert summary["status"] == "completed", summary["error"]

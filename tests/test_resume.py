@@ -83,7 +83,7 @@ def test_n_steps_then_resume_to_2n_equals_2n_uninterrupted(make_cfg, tmp_path, l
     assert second["started_at"] == first["started_at"] and second["wall_s"] >= first["wall_s"]
 
 
-EXTRAS = ["ema/on", "augment/diffaug", "penalty/instance_noise", "penalty/r1"]
+EXTRAS = ["ema/on", "augment/diffaug", "augment/instance_noise", "penalty/r1"]
 
 
 def test_resume_from_a_checkpoint_at_the_very_end_of_an_epoch_repeats_no_batch(make_cfg, tmp_path):
@@ -107,9 +107,9 @@ def test_resume_is_exact_with_an_ema_generator_augmentation_and_instance_noise(m
         "model=dcgan",
         "model.discriminator.norm=layer",
         "ema=on",
-        "augment=diffaug",
-        "penalty=[instance_noise,r1]",
-        "penalty.instance_noise.anneal_steps=50",
+        "augment=[diffaug,instance_noise]",
+        "penalty=r1",
+        "augment.instance_noise.anneal_steps=50",
         "n_critic=2",
     ]
     train(make_cfg(*args, "trainer.max_steps=4", run_dir=tmp_path / "full"))

@@ -15,7 +15,7 @@ import torch
 
 from fakedata import make_mnist
 from ganlab.cli import hint_unknown_keys
-from ganlab.config import ConfigError
+from ganlab.config import ConfigError, renamed_option_hints
 from ganlab.train import train
 
 
@@ -53,6 +53,68 @@ def test_bad_numbers_name_key_value_and_what_is_valid(make_cfg, override, named,
 def test_bad_penalty_weight(make_cfg, weight):
     message = rejected(make_cfg, "penalty=gp", f"penalty.gp.weight={weight}")
     assert "penalty.gp.weight=" in message and "a number > 0" in message
+
+
+@pytest.mark.parametrize(
+    "override, named, group_hint",
+    [
+        (  # instance noise chosen as a penalty by _target_: told that it is a transform of the augment group
+            "+penalty.instance_noise={_target_:ganlab.augment.InstanceNoise,sigma0:0.1}",
+            "penalty.instance_noise._target_='ganlab.augment.InstanceNoise' is not a regulariser",
+            "in the augment group (augment=instance_noise, its settings under augment.instance_noise.*)",
+        ),
+        (
+            "+augment.gp={_target_:ganlab.penalties.GradientPenalty,weight:10}",
+            "augment.gp._target_='ganlab.penalties.GradientPenalty' is not a transform of every D input",
+            "choose it in the penalty group (penalty=gp,",
+        ),
+        ("+augment.blur={_target_:torch.nn.Identity}", "augment.blur._target_='torch.nn.Identity'", None),
+        (
+            "+penalty.l2={_target_:ganlab.penalties.L2}",
+            "penalty.l2._target_='ganlab.penalties.L2' cannot be",
+            None,
+        ),
+        ("+augment.policy=color", "augment.policy='color' is not a component", None),
+    ],
+)
+def test_a_component_in_the_wrong_group_names_the_key_and_what_is_valid(
+    make_cfg, override, named, group_hint
+):
+    message = rejected(make_cfg, override)
+    group = "augment" if override.startswith("+augment") else "penalty"
+    base = {"augment": "ganlab.augment.InputTransform", "penalty": "ganlab.penalties.Penalty"}[group]
+    assert named in message and f"a {base} subclass" in message, message
+    assert (group_hint is None) == ("choose it in" not in message), message
+    assert group_hint is None or group_hint in message, message
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["loss=wgan_gp"], ["loss=wgan_gp was renamed: use fix=wgan_gp (the Wasserstein loss"]),
+        (["loss=wgan", "seed=1"], ["loss=wgan was renamed: use fix=wgan (the Wasserstein loss"]),
+        (["penalty=[instance_noise,r1]"], ["penalty=instance_noise was renamed: use augment=instance_noise"]),
+        (["penalty=[r1, instance_noise]"], ["penalty=instance_noise was renamed"]),
+        (  # a sweep names several, each once
+            ["-m", "loss=hinge,wgan,wgan_gp", "+penalty=instance_noise", "loss=wgan"],
+            ["loss=wgan was renamed", "loss=wgan_gp was renamed", "penalty=instance_noise was renamed"],
+        ),
+        (["loss=wasserstein", "fix=wgan_gp", "fix=wgan", "augment=instance_noise", "loss.clip=0.01"], []),
+        (["optim=wgan_gp", "penalty=[gp,r1]", "tags=[wgan_gp,instance_noise]", "-m"], []),
+    ],
+)
+def test_renamed_options_get_one_line_naming_the_new_spelling(args, expected):
+    hints = renamed_option_hints(args)
+    assert len(hints) == len(expected), hints
+    for hint, start in zip(hints, expected, strict=True):
+        assert hint.startswith(f"ganlab: {start}") and hint.endswith("."), hint
+
+
+def test_the_wgan_gp_hint_says_what_each_spelling_now_means():
+    assert renamed_option_hints(["loss=wgan_gp"]) == [
+        "ganlab: loss=wgan_gp was renamed: use fix=wgan_gp (the Wasserstein loss with its gradient penalty, "
+        "optimizer and n_critic); loss=wasserstein is the loss alone."
+    ]
 
 
 @pytest.mark.parametrize(
@@ -195,6 +257,14 @@ def test_cli_invalid_value_exits_2_with_one_paragraph_and_leaves_no_run_folder(t
     assert not (tmp_path / "outputs").exists()  # nor the parents Hydra made for it
 
 
+def test_cli_old_spelling_exits_non_zero_naming_the_new_one_and_writes_nothing(tmp_path):
+    proc = cli("loss=wgan_gp", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Could not find 'loss/wgan_gp'" in proc.stderr  # Hydra's own error, then ganlab's line
+    assert "ganlab: loss=wgan_gp was renamed: use fix=wgan_gp" in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_cli_bad_rerun_into_an_existing_run_leaves_every_file_unchanged(make_cfg, tmp_path):
     run = tmp_path / "run"
     train(make_cfg("trainer.max_steps=2", run_dir=run))
@@ -252,7 +322,10 @@ def test_cli_bad_trainer_or_logger_value_leaves_a_finished_run_byte_identical(fi
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("loss=foo", ["Available options in 'loss'", "hinge", "wgan_gp"]),  # Hydra lists a group's options
+        (
+            "loss=foo",
+            ["Available options in 'loss'", "hinge", "wasserstein"],
+        ),  # Hydra lists a group's options
         ("los=hinge", ["'los'", "did you mean 'loss'", "Valid top-level keys and groups"]),  # ganlab's hint
     ],
 )

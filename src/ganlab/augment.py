@@ -9,9 +9,13 @@ its randomness from the :class:`ganlab.noise.BatchNoise` it is given (over the m
 generator), so a run stays reproducible, and a run split across processes draws what one process with the
 global batch draws. A plain ``torch.Generator`` (or ``None``, torch's global RNG) is accepted too.
 
-- :class:`InstanceNoise` (penalty group, ``penalty=instance_noise``): Gaussian noise with an annealed
-  standard deviation (Sonderby et al. 2017; Arjovsky & Bottou 2017).
+- :class:`InstanceNoise` (``augment=instance_noise``): Gaussian noise with an annealed standard deviation
+  (Sonderby et al. 2017; Arjovsky & Bottou 2017).
 - :class:`DiffAugment` (``augment=diffaug``): colour, translation and cutout (Zhao et al. 2020).
+
+The ``augment`` config group holds them: each option file puts its transform under its own key, so that a
+list (``augment=[diffaug,instance_noise]``) selects several, applied in the list's order. A new transform
+is one subclass here plus one ``conf/augment/<name>.yaml`` whose single key names it.
 """
 
 from __future__ import annotations
@@ -210,7 +214,7 @@ class DiffAugment(InputTransform):
         if x.dim() != 4:
             raise ValueError(
                 f"DiffAugment transforms images (N, C, H, W), got a batch of shape {tuple(x.shape)}; "
-                "use augment=null for vector data"
+                "leave diffaug out of augment for vector data (augment=instance_noise, or no augment)"
             )
         for op in self.ops:
             x = op(x, noise=noise)

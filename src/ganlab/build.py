@@ -84,7 +84,10 @@ def _check_optimizers(module: GAN) -> None:
         try:
             optimizers[key] = factory(net.parameters())
         except Exception as exc:
-            raise ConfigError(f"{key} cannot be built: {type(exc).__name__}: {exc}") from exc
+            given = ", ".join(f"{key}.{k}={v!r}" for k, v in getattr(factory, "keywords", {}).items())
+            raise ConfigError(
+                f"{key} cannot be built from {given or 'no arguments'}: {type(exc).__name__}: {exc}"
+            ) from exc
     schedule = module.lr_schedule
     for opt in optimizers.values() if schedule is not None else []:
         try:
@@ -111,7 +114,7 @@ def build(cfg: DictConfig) -> tuple[GAN, pl.LightningDataModule]:
         clip_grad_norm_d=cfg.clip_grad_norm.d,
         noise_seed=cfg.seed,
         lr_schedule=built("lr_schedule", schedule) if schedule is not None else None,
-        augment=built("augment", augment) if augment is not None else None,
+        augment={name: built(f"augment.{name}", t) for name, t in (augment or {}).items()},
         run_config=OmegaConf.to_container(cfg, resolve=True),
     )
     _check_optimizers(module)

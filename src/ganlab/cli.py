@@ -21,7 +21,7 @@ import hydra
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.config import ConfigError
+from ganlab.config import ConfigError, renamed_option_hints
 from ganlab.paths import CONF_DIR
 from ganlab.resolvers import task_overrides
 from ganlab.summary import read_summary
@@ -141,13 +141,13 @@ def hint_unknown_keys(args: list[str]) -> list[str]:
 
 
 def main() -> int:
-    """Console entry point (``python -m ganlab.train``, ``ganlab-train``): runs the Hydra app, adds a hint
-    to Hydra's error for a mistyped key, and returns the exit code (see the module docstring)."""
+    """Console entry point (``python -m ganlab.train``, ``ganlab-train``): runs the Hydra app, adds hints
+    to Hydra's error for a renamed option or a mistyped key, and returns the exit code (module docstring)."""
     try:
         _app()
     except SystemExit as exc:
         if exc.code == 1:
-            for hint in hint_unknown_keys(sys.argv[1:]):
+            for hint in [*renamed_option_hints(sys.argv[1:]), *hint_unknown_keys(sys.argv[1:])]:
                 print(hint, file=sys.stderr)
         raise
     return 1 if FAILED_RUNS else 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 import torch
@@ -40,6 +41,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for values and combinations no run could train with (static checks; the
     dataset, the networks and a resumed checkpoint are checked when ganlab.train builds them, also before
     anything is written)."""
+    _check_components(cfg)
     _check_numbers(cfg)
     _check_resume(cfg)
     _check_penalties_with_batch_norm(cfg)
@@ -64,10 +66,52 @@ def _check_numbers(cfg: DictConfig) -> None:
         if cfg.clip_grad_norm[net] is not None:
             _positive(cfg, f"clip_grad_norm.{net}", float)
     for name in cfg.penalty:
-        if "weight" in cfg.penalty[name]:  # an input transform of the penalty group (instance noise) has none
-            _positive(cfg, f"penalty.{name}.weight", float)
+        _positive(cfg, f"penalty.{name}.weight", float)
         if "every" in cfg.penalty[name]:
             _positive(cfg, f"penalty.{name}.every", int)
+
+
+# the groups that hold a dict name -> component: the base class every component of the group subclasses,
+# and what such a component is
+COMPONENT_GROUPS = {
+    "penalty": ("ganlab.penalties.Penalty", "a regulariser added to D's loss"),
+    "augment": ("ganlab.augment.InputTransform", "a transform of every D input"),
+}
+
+
+def _component_class(group: str, name: str, node: Any) -> type:
+    """The class ``{group}.{name}._target_`` names, or a :class:`ConfigError` saying what is wrong."""
+    base = COMPONENT_GROUPS[group][0]
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(
+            f"{group}.{name}={node!r} is not a component: {group} holds name -> config with a _target_, "
+            f"filled by the {group} group ({group}=<option> puts it under {group}.<option>). Valid: a "
+            f"{base} subclass under each name."
+        )
+    try:
+        return get_class(node._target_)
+    except Exception as exc:
+        raise ConfigError(
+            f"{group}.{name}._target_={node._target_!r} cannot be imported ({exc}). Valid: a {base} subclass."
+        ) from exc
+
+
+def _check_components(cfg: DictConfig) -> None:
+    """Each entry of a component group subclasses the group's base class, so that a penalty and an input
+    transform are never confused; one in the wrong group is told which group holds it."""
+    for group, (base, kind) in COMPONENT_GROUPS.items():
+        for name, node in (cfg.get(group) or {}).items():
+            cls = _component_class(group, name, node)
+            if issubclass(cls, get_class(base)):
+                continue
+            message = f"{group}.{name}._target_={node._target_!r} is not {kind} ({base})."
+            for other, (other_base, other_kind) in COMPONENT_GROUPS.items():
+                if issubclass(cls, get_class(other_base)):
+                    message += (
+                        f" It is {other_kind}: choose it in the {other} group ({other}={name}, its "
+                        f"settings under {other}.{name}.*), not in {group}."
+                    )
+            raise ConfigError(f"{message} Valid under {group}: a {base} subclass.")
 
 
 def _check_resume(cfg: DictConfig) -> None:
@@ -98,17 +142,7 @@ def _check_penalties_with_batch_norm(cfg: DictConfig) -> None:
     norm = cfg.model.discriminator.get("norm")
     if norm != "batch" or not cfg.penalty:
         return
-    per_sample = []
-    for name, node in cfg.penalty.items():
-        try:
-            cls = get_class(node._target_)
-        except Exception as exc:
-            raise ConfigError(
-                f"penalty.{name}._target_={node.get('_target_')!r} cannot be imported ({exc}). "
-                "Valid: a ganlab.penalties.Penalty subclass."
-            ) from exc
-        if is_per_sample(cls):
-            per_sample.append(name)
+    per_sample = [name for name, node in cfg.penalty.items() if is_per_sample(get_class(node._target_))]
     if not per_sample:
         return
     message = (
@@ -209,3 +243,37 @@ def _check_strategy(cfg: DictConfig) -> None:
             "trainer.sync_batchnorm=true on CPU: torch's SyncBatchNorm runs on GPUs only. Valid: "
             "trainer.sync_batchnorm=false on CPU (each process then normalises its own shard), or GPUs."
         )
+
+
+# options that were renamed: (group, old option) -> what to write instead. Hydra fails first on a missing
+# option file ("Could not find 'loss/wgan_gp'"); the command line then prints these hints.
+RENAMED_OPTIONS: dict[tuple[str, str], str] = {
+    ("loss", "wgan_gp"): (
+        "fix=wgan_gp (the Wasserstein loss with its gradient penalty, optimizer and n_critic); "
+        "loss=wasserstein is the loss alone"
+    ),
+    ("loss", "wgan"): (
+        "fix=wgan (the Wasserstein loss with weight clipping 0.01, RMSProp and n_critic 5); "
+        "loss=wasserstein is the loss alone, without clipping"
+    ),
+    ("penalty", "instance_noise"): (
+        "augment=instance_noise (an input transform of D, not a penalty; its settings are under "
+        "augment.instance_noise.*)"
+    ),
+}
+
+
+def renamed_option_hints(args: list[str]) -> list[str]:
+    """One line per renamed option (:data:`RENAMED_OPTIONS`) that the command-line arguments choose, in a
+    plain choice (``loss=wgan_gp``), a list (``penalty=[instance_noise,r1]``) or a sweep
+    (``loss=hinge,wgan``)."""
+    hints: list[str] = []
+    for arg in args:
+        key, _, value = arg.partition("=")
+        group = key.lstrip("+~").split("@", 1)[0]
+        for option in re.findall(r"[\w.-]+", value):
+            new = RENAMED_OPTIONS.get((group, option))
+            line = f"ganlab: {group}={option} was renamed: use {new}."
+            if new is not None and line not in hints:
+                hints.append(line)
+    return hints

@@ -99,7 +99,7 @@ class WassersteinLoss(AdversarialLoss):
 
     The critic f estimates ``W(P_r, P_g) = sup_{|f|_L <= 1} E f(x) - E f(G(z))``:
     ``L_D = E f(G(z)) - E f(x)`` and ``L_G = -E f(G(z))``. The Lipschitz constraint comes from elsewhere:
-    a gradient penalty (``loss=wgan_gp``) or weight clipping (``clip`` > 0, the original WGAN, ``loss=wgan``:
+    a gradient penalty (``fix=wgan_gp``) or weight clipping (``clip`` > 0, the original WGAN, ``fix=wgan``:
     every critic parameter is clamped to ``[-clip, clip]`` after each critic step).
     """
 

@@ -100,15 +100,15 @@ class GAN(pl.LightningModule):
         loss: the adversarial loss (``ganlab.losses``).
         optim_g, optim_d: optimizer factories taking a parameter iterable (Hydra ``_partial_``), so that
             learning rates and betas are set per network (TTUR: Heusel et al. 2017).
-        penalties: name -> regulariser added to D's loss when due (``ganlab.penalties``), or an input
-            transform of the penalty group (``ganlab.augment.InstanceNoise``), which joins the transforms.
+        penalties: name -> regulariser added to D's loss when due (``ganlab.penalties``).
         n_critic: discriminator updates per generator update.
         clip_grad_norm_g, clip_grad_norm_d: clip each network's gradient norm to this value (``None``: off).
         noise_seed: seed of the dedicated noise generator (the same on every process: each keeps its
             rows of each global draw, :class:`ganlab.noise.BatchNoise`).
         lr_schedule: optional learning-rate scheduler factory (Hydra ``_partial_``, e.g. cosine annealing)
             applied to each optimizer and stepped once per generator step.
-        augment: a transform of every D input (``ganlab.augment.DiffAugment``); see :meth:`critic`.
+        augment: name -> transform of every D input (``ganlab.augment``: DiffAugment, instance noise),
+            applied in the dict's order; see :meth:`critic`.
         run_config: the run's resolved config, saved in every checkpoint (a resume checks it against its own
             config; ``ganlab.sample`` rebuilds the networks from it).
 
@@ -130,7 +130,7 @@ class GAN(pl.LightningModule):
         clip_grad_norm_d: float | None = None,
         noise_seed: int = 0,
         lr_schedule: Callable[..., Any] | None = None,
-        augment: InputTransform | None = None,
+        augment: dict[str, InputTransform] | None = None,
         run_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -138,11 +138,8 @@ class GAN(pl.LightningModule):
         self.generator = generator
         self.discriminator = discriminator
         self.loss = loss
-        penalties = dict(penalties or {})
-        self.penalties = {k: p for k, p in penalties.items() if not isinstance(p, InputTransform)}
-        # applied in this order: the augmentation, then those of the penalty group (instance noise)
-        transforms = [augment, *penalties.values()]
-        self.transforms = [t for t in transforms if isinstance(t, InputTransform)]
+        self.penalties = dict(penalties or {})
+        self.transforms = list((augment or {}).values())  # in order; checkpointed as transform/<index>
         self._sampling_generator: nn.Module | None = None
         self.optim_g, self.optim_d = optim_g, optim_d
         self.n_critic = int(n_critic)
@@ -225,7 +222,8 @@ class GAN(pl.LightningModule):
             net.train(was_training)
 
     def critic(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """D's logits for ``x`` seen through the input transforms (augmentation, instance noise), in order.
+        """D's logits for ``x`` seen through the input transforms (``augment``: DiffAugment, instance
+        noise), in order.
 
         Every discriminator input goes through here: the real and the fake batch of a D step, the fake
         batch of a G step, and the points of the penalties, which get ``x -> critic(x, real labels)`` and

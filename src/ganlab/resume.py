@@ -31,6 +31,7 @@ STRICT_KEYS = ("model.", "optim.g._target_", "optim.d._target_", "lr_schedule._t
 WARN_PREFIXES = (
     "loss.",
     "penalty.",
+    "augment.",
     "optim.",
     "n_critic",
     "data.",
