@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 
 import ganlab.train as train_module
+from ganlab.cli import main
 
 STEP, CLOSE_S = int(os.environ.get("STEP", "5")), float(os.environ.get("CLOSE_S", "7"))
 
@@ -50,4 +51,4 @@ if __name__ == "__main__":
     train_module.build_trainer = build_trainer
     train_module._close_trackers = close_trackers
     sys.argv[0] = os.path.abspath(__file__)
-    sys.exit(train_module.main())
+    sys.exit(main())
