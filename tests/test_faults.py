@@ -196,6 +196,50 @@ def test_non_finite_weights_stop_the_run_after_the_step_that_made_them(make_cfg,
     assert not (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
 
 
+def test_non_finite_discriminator_weights_are_named_with_the_step_that_made_them(make_cfg, tmp_path):
+    """Weights are not checked every step: the next loss that uses them is non-finite, and the check it
+    triggers names the network and the generator step of the update that made them."""
+    cfg = make_cfg("trainer.max_steps=5", "n_critic=2")
+    module, datamodule = build(cfg)
+    module.optim_d = lambda params: NaNAfterStep(params, lr=0.1)
+    with pytest.raises(Diverged, match="weights of discriminator") as info:
+        build_trainer(cfg, tmp_path).fit(module, datamodule=datamodule)
+    assert info.value.g_step == 0 and info.value.d_step == 1  # found by the step's second D loss
+
+
+@pytest.mark.parametrize("checkpoint", ["default", "null"])
+def test_weights_made_non_finite_by_the_last_update_are_caught_before_the_run_completes(
+    make_cfg, tmp_path, checkpoint
+):
+    """No later loss sees the last generator update: the final checkpoint, the final picture or the end of
+    training checks the weights, so the run cannot end 'completed' with a non-finite G."""
+    extra = ["callbacks.checkpoint=null"] if checkpoint == "null" else []
+    cfg = make_cfg("trainer.max_steps=2", *extra)
+    module, datamodule = build(cfg)
+    module.optim_g = lambda params: NaNAfterGStep(params, at=2)
+    with pytest.raises(Diverged, match="weights of generator") as info:
+        build_trainer(cfg, tmp_path).fit(module, datamodule=datamodule)
+    assert info.value.g_step == 1
+    assert not (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
+
+
+class NaNAfterGStep(torch.optim.SGD):
+    """Plain SGD, except that its ``at``-th update makes the weights NaN."""
+
+    def __init__(self, params, at: int) -> None:
+        super().__init__(params, lr=0.01)
+        self.at, self.calls = at, 0
+
+    def step(self, closure=None):
+        self.calls += 1
+        if self.calls < self.at:
+            return super().step(closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.fill_(float("nan"))
+
+
 def test_a_checkpoint_is_never_written_with_non_finite_weights(make_cfg, tmp_path):
     cfg = make_cfg("trainer.max_steps=2", "callbacks.checkpoint.every=1")
     module, datamodule = build(cfg)

@@ -219,3 +219,26 @@ def test_the_generator_step_of_a_relativistic_loss_gets_ds_logits_of_the_last_re
         fake, fake_labels = g_inputs[2]  # the G step's fakes (after one batch of fakes per D update)
         torch.testing.assert_close(fake_logits.detach(), d(fake, fake_labels), rtol=0, atol=0)
     assert not real_logits.requires_grad and fake_logits.requires_grad
+
+
+def test_the_training_rng_stream_survives_its_checkpoint_form():
+    """The global RNG states are swapped every step as the libraries return them and converted only for a
+    checkpoint: the converted and restored state draws exactly what the original does (torch, numpy,
+    python, including numpy's cached Gaussian)."""
+    import random
+
+    import numpy as np
+
+    from ganlab.module import get_rng_state, loaded_rng_state, saved_rng_state, set_rng_state
+
+    cpu = torch.device("cpu")
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    np.random.standard_normal()  # leaves a cached Gaussian in numpy's state
+    state = get_rng_state(cpu)
+    expected = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)], np.random.randn(3))
+    set_rng_state(loaded_rng_state(saved_rng_state(state)), cpu)
+    got = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)], np.random.randn(3))
+    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    assert got[2] == expected[2] and np.array_equal(got[3], expected[3])
+    saved = saved_rng_state(state)  # plain tensors and values: loadable with weights_only=True
+    assert all(isinstance(t, torch.Tensor) for t in (saved["python"]["state"], saved["numpy"]["keys"]))

@@ -54,20 +54,9 @@ class Diverged(RuntimeError):
 
 
 def get_rng_state(device: torch.device) -> dict[str, Any]:
-    """The global RNG states (torch CPU, CUDA of ``device``, numpy, python) as tensors and plain values,
-    so that a checkpoint holding them still loads with ``torch.load(weights_only=True)``."""
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    version, py_state, py_gauss = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
-    }
+    """The global RNG states (torch CPU, CUDA of ``device``, numpy, python) as their libraries return them:
+    cheap to take and put back every step (:func:`saved_rng_state` converts them for a checkpoint)."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
@@ -76,13 +65,40 @@ def get_rng_state(device: torch.device) -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     """Inverse of :func:`get_rng_state`."""
     torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    keys = n["keys"].numpy().astype(np.uint32)
-    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def saved_rng_state(state: dict[str, Any]) -> dict[str, Any]:
+    """:func:`get_rng_state`'s states as tensors and plain values, so that a checkpoint holding them still
+    loads with ``torch.load(weights_only=True)``."""
+    _, keys, pos, has_gauss, cached = state["numpy"]
+    version, py_state, py_gauss = state["python"]
+    saved = {
+        "torch": state["torch"],
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
+    }
+    return {**saved, "cuda": state["cuda"]} if "cuda" in state else saved
+
+
+def loaded_rng_state(saved: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`saved_rng_state`."""
+    n, py = saved["numpy"], saved["python"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    state = {
+        "torch": saved["torch"],
+        "numpy": ("MT19937", keys, n["pos"], n["has_gauss"], n["cached_gaussian"]),
+        "python": (py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]),
+    }
+    return {**state, "cuda": saved["cuda"]} if "cuda" in saved else state
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -151,6 +167,8 @@ class GAN(pl.LightningModule):
         self._noise: torch.Generator | None = None
         self._noise_state: Tensor | None = None
         self._train_rng: dict[str, Any] | None = None  # the training steps' own RNG stream
+        self._updated_at: dict[str, int] = {}  # network -> generator step of its latest update
+        self._log_now = False  # whether the current step's values are logged
         self.replica_max_abs_diff: float | None = None  # set at the end of a multi-process training
         self.run_config = dict(run_config or {})
 
@@ -235,11 +253,9 @@ class GAN(pl.LightningModule):
 
     # training ----------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        """One generator update after ``n_critic`` discriminator updates, on the training RNG stream;
-        stops the run (:class:`Diverged`) when an update made any weight non-finite."""
+        """One generator update after ``n_critic`` discriminator updates, on the training RNG stream."""
         with self._training_rng():
             self._train_step(batch)
-            self._check_weights()
 
     @contextmanager
     def _training_rng(self) -> Iterator[None]:
@@ -251,7 +267,8 @@ class GAN(pl.LightningModule):
         draws exactly what an uninterrupted one draws whatever the callbacks and evaluation cadence do.
         The first step seeds the stream from ``noise_seed`` and the rank (not from whatever state the
         global RNGs reached, which depends on set-up work such as a metric's cache being cold or warm).
-        Costs a few tens of microseconds per step.
+        The states are kept as the libraries return them (converted only when a checkpoint is saved), so
+        the swap costs a few microseconds per step.
         """
         outside = get_rng_state(self.device)
         if self._train_rng is not None:
@@ -274,6 +291,9 @@ class GAN(pl.LightningModule):
                 f"step batch of {x.shape[0]} samples does not split into n_critic={self.n_critic}"
             )
         opt_g, opt_d = self.optimizers()
+        # self.log costs milliseconds per key: log (and measure gradient norms) only on the steps Lightning
+        # writes out, counted after this step's generator update
+        self._log_now = (self.g_steps + 1) % self.trainer.log_every_n_steps == 0
         d_logs: dict[str, list[Tensor]] = {}
         chunks = list(zip(x.chunk(self.n_critic), y.chunk(self.n_critic), strict=True))
         for real, labels in chunks:
@@ -282,8 +302,7 @@ class GAN(pl.LightningModule):
         # the mean over the critic updates that reported a value (a lazy penalty is not due on every one)
         logs = {key: torch.stack(values).mean() for key, values in d_logs.items()}
         logs.update(self._generator_step(opt_g, *chunks[-1]))
-        # self.log costs milliseconds per key, so log only on the steps Lightning writes out
-        if self.g_steps % self.trainer.log_every_n_steps == 0:
+        if self._log_now:
             logs["lr/G"] = torch.tensor(opt_g.param_groups[0]["lr"])
             logs["lr/D"] = torch.tensor(opt_d.param_groups[0]["lr"])
             # sync_dist: the mean over the processes (no-op on one), i.e. the global batch's values
@@ -294,7 +313,9 @@ class GAN(pl.LightningModule):
                 scheduler.step()
 
     def on_train_end(self) -> None:
-        """On several processes, measure how far the replicas' parameters differ (0.0: identical)."""
+        """Check the final weights (:meth:`check_weights`); on several processes, measure how far the
+        replicas' parameters differ (0.0: identical)."""
+        self.check_weights()
         if world()[1] > 1:
             self.replica_max_abs_diff = replica_spread(self)
 
@@ -325,8 +346,11 @@ class GAN(pl.LightningModule):
         self.manual_backward(total)
         # averaged over the processes: every one then sees a non-finite loss of any of them
         self._check_finite(average_gradients(self.discriminator, total.detach()), "discriminator loss")
-        logs["grad_norm/D"] = self._clip(opt, self.discriminator, self.clip_grad_norm_d, "D")
+        norm = self._clip(opt, self.discriminator, self.clip_grad_norm_d, "D")
+        if norm is not None:
+            logs["grad_norm/D"] = norm
         opt.step()
+        self._updated_at["discriminator"] = self.g_steps
         self.loss.after_d_step(self.discriminator)
         self.untoggle_optimizer(opt)
         self.d_steps += 1
@@ -351,8 +375,11 @@ class GAN(pl.LightningModule):
         self._check_finite(average_gradients(self.generator, loss.detach()), "generator loss")
         norm = self._clip(opt, self.generator, self.clip_grad_norm_g, "G")
         opt.step()
+        self._updated_at["generator"] = self.g_steps
         self.untoggle_optimizer(opt)
-        logs = {"loss/g": loss.detach(), "grad_norm/G": norm, **self._transform_logs()}
+        logs = {"loss/g": loss.detach(), **self._transform_logs()}
+        if norm is not None:
+            logs["grad_norm/G"] = norm
         self.g_steps += 1
         return logs
 
@@ -360,8 +387,12 @@ class GAN(pl.LightningModule):
         """The input transforms' values at this step (e.g. ``noise/sigma``)."""
         return {k: torch.tensor(float(v)) for t in self.transforms for k, v in t.logs(self.g_steps).items()}
 
-    def _clip(self, opt: Any, net: nn.Module, max_norm: float | None, name: str) -> Tensor:
-        """The gradient norm before clipping; clips to ``max_norm`` when set."""
+    def _clip(self, opt: Any, net: nn.Module, max_norm: float | None, name: str) -> Tensor | None:
+        """The gradient norm before clipping, on logging steps and when clipping (else ``None``: the norm is
+        not needed every step; a non-finite gradient shows in the next loss, see :meth:`_check_finite`, and
+        a gradient norm that overflows at the next logging step); clips to ``max_norm`` when set."""
+        if max_norm is None and not self._log_now:
+            return None
         norm = grad_norm(net)
         self._check_finite(norm, f"gradient norm of {name}")
         if max_norm is not None:
@@ -369,28 +400,30 @@ class GAN(pl.LightningModule):
         return norm
 
     def _check_finite(self, value: Tensor, what: str) -> None:
+        """Raise :class:`Diverged` for a non-finite loss, naming the weights when an earlier update made
+        them non-finite (the loss then only shows it)."""
         if not torch.isfinite(value).all():
+            self.check_weights()
             raise Diverged(what, self.g_steps, self.d_steps)
 
-    def _check_weights(self) -> None:
-        """Raise :class:`Diverged` when a floating parameter or buffer of any submodule is NaN or infinite.
+    def check_weights(self) -> None:
+        """Raise :class:`Diverged` when a floating parameter or buffer of any submodule is NaN or infinite,
+        naming the networks and the generator step of the update that made them so.
 
-        Checked once per training step, after the generator update: one ``isfinite`` reduction per tensor
-        (memory-bound, far cheaper than the step's forward and backward passes) and a single host sync.
-        The losses and gradient norms are checked before every update, so a non-finite weight can only
-        come from an optimizer step; a discriminator update that makes D non-finite is caught by the next
-        D loss, and this check covers the last updates of the step. Checkpoints run it too (never save
-        non-finite weights).
+        Not run every step: every update's loss is checked, and a non-finite weight makes the next loss that
+        uses it non-finite (a non-finite G makes D's fake logits non-finite, a non-finite D every logit), at
+        which point this names the cause. What could see the weights before that next loss checks them
+        first: every checkpoint (never save non-finite weights), the evaluation and sample pictures, and
+        the end of training.
         """
-        names, flags = [], []
-        for name, child in self.named_children():
-            tensors = [t for t in (*child.parameters(), *child.buffers()) if t.is_floating_point()]
-            if tensors:
-                names.append(name)
-                flags.append(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
-        if flags and not bool(torch.stack(flags).all()):
-            bad = [n for n, ok in zip(names, torch.stack(flags).tolist(), strict=True) if not ok]
-            raise Diverged(f"weights of {', '.join(bad)}", max(self.g_steps - 1, 0), self.d_steps)
+        bad = [
+            name
+            for name, child in self.named_children()
+            if any(not bool(torch.isfinite(t).all()) for t in (*child.parameters(), *child.buffers()))
+        ]
+        if bad:
+            made_at = min(self._updated_at.get(name, self.g_steps) for name in bad)
+            raise Diverged(f"weights of {', '.join(bad)}", made_at, self.d_steps)
 
     # checkpointing -----------------------------------------------------------------------------------
     def _stateful_parts(self) -> dict[str, Any]:
@@ -406,12 +439,12 @@ class GAN(pl.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._check_weights()  # a checkpoint with non-finite weights would poison every resume
+        self.check_weights()  # a checkpoint with non-finite weights would poison every resume
         checkpoint["ganlab"] = {
             "g_steps": self.g_steps,
             "d_steps": self.d_steps,
             "noise_rng": self.noise.get_state(),
-            "train_rng": self._train_rng if self._train_rng is not None else get_rng_state(self.device),
+            "train_rng": saved_rng_state(self._train_rng or get_rng_state(self.device)),
             "train_rng_by_rank": self._gather_train_rng(),
             "parts": {key: part.state_dict() for key, part in self._stateful_parts().items()},
             "config": self.run_config,
@@ -426,7 +459,7 @@ class GAN(pl.LightningModule):
         if size == 1:
             return None
         states: list[Any] = [None] * size
-        mine = self._train_rng if self._train_rng is not None else get_rng_state(self.device)
+        mine = saved_rng_state(self._train_rng or get_rng_state(self.device))
         torch.distributed.all_gather_object(states, mine)
         return states
 
@@ -437,9 +470,10 @@ class GAN(pl.LightningModule):
         rank, size = world()
         by_rank = state.get("train_rng_by_rank")
         if by_rank is not None and len(by_rank) == size:
-            self._train_rng = by_rank[rank]
+            saved = by_rank[rank]
         else:  # saved by another number of processes: rank 0 continues its stream, the others start anew
-            self._train_rng = state.get("train_rng") if rank == 0 else None
+            saved = state.get("train_rng") if rank == 0 else None
+        self._train_rng = loaded_rng_state(saved) if saved is not None else None
         for key, part in self._stateful_parts().items():
             if key in state.get("parts", {}):
                 part.load_state_dict(state["parts"][key])

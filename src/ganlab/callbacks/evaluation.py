@@ -112,6 +112,7 @@ class Evaluation(pl.Callback):
     def evaluate(self, trainer: pl.Trainer, pl_module) -> dict[str, Any]:
         if not self.metrics:
             return {}
+        pl_module.check_weights()  # a diverged G is reported as such, not evaluated
         g = torch.Generator().manual_seed(self.seed)
         for metric in self.metrics.values():
             metric.reset()

@@ -47,6 +47,7 @@ class SampleImages(pl.Callback):
         self.draw(trainer, pl_module, "final.png")
 
     def draw(self, trainer: pl.Trainer, pl_module, name: str) -> None:
+        pl_module.check_weights()  # a diverged G is reported as such, not drawn (on every process alike)
         if not trainer.is_global_zero:
             return
         fake = pl_module.generate(self.z)
