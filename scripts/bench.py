@@ -1,0 +1,246 @@
+"""ganlab's training step against a hand-written PyTorch loop, and the command line's response time.
+
+    python scripts/bench.py                     # every case, CPU, one torch thread
+    python scripts/bench.py --cases mlp_ns --repeats 5
+    python scripts/bench.py --device cuda       # on a GPU machine
+
+How it measures. Each measurement is a fresh process (one torch thread) that builds the case's config as
+``python -m ganlab.train`` composes it and times one whole training of N generator steps: ganlab's
+``train(cfg)`` (default callbacks: sample pictures, evaluation, checkpoints; the logger named), or a loop
+written by hand on the same networks, data tensor, loss, optimizers and batch (drawn by ``randperm``, as
+anyone would write it). The steady-state time per generator step is the difference of two lengths,
+``(t(N2) - t(N1)) / (N2 - N1)``, so that set-up, the first-step warm-up and the final evaluation cancel.
+The measurements of a case are interleaved (hand, ganlab none, ganlab default logger, ...) and repeated;
+the median is printed, with the rate ratio ``hand ms / ganlab ms`` (1.0: ganlab costs nothing; the
+targets are >= 0.95 for dcgan and wgan_gp, >= 0.90 for mlp) and the default logger's cost against none.
+
+The command line: ``python -m ganlab.train --help`` and a config error (``optim.g.lr=-1``) against
+``python -c "import torch"`` (the target: below 1.0).
+
+On a shared, busy machine the ratios wander by several percent: repeat (``--repeats``) and read the
+spread that is printed beside each median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = {  # name -> (overrides, N1, N2)
+    "mlp_ns": (["data=grid25", "model=mlp", "loss=non_saturating", "data.batch_size=256"], 40, 240),
+    "dcgan_ns": (["data=digits", "model=dcgan", "loss=non_saturating", "data.batch_size=64"], 40, 240),
+    "mlp_wgan_gp": (["data=grid25", "model=mlp", "fix=wgan_gp", "data.batch_size=256"], 20, 100),
+    "resnet_hinge": (
+        ["data=cifar10", "model=resnet", "loss=hinge", "data.batch_size=32", "metrics=none"],
+        10,
+        40,
+    ),
+}
+LOGGERS = ("none", "wandb")
+
+
+# the measured process -------------------------------------------------------------------------------------
+def compose(overrides: list[str], run_dir: Path):
+    """The config ``python -m ganlab.train`` would compose, with its Hydra runtime set (run name, tags)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from ganlab.paths import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        del cfg["hydra"]
+    return cfg
+
+
+def hand_loop(cfg, steps: int, device: str) -> None:
+    """The loop a researcher writes by hand: ganlab's nets, data, loss formula and optimizers, nothing
+    else (no logging, no checks, no callbacks)."""
+    import torch
+    import torch.nn.functional as F
+
+    from ganlab.build import build
+
+    module, datamodule = build(cfg)
+    g, d = module.generator.to(device), module.discriminator.to(device)
+    opt_g, opt_d = module.optim_g(g.parameters()), module.optim_d(d.parameters())
+    x = datamodule.train_set.x.to(device)
+    if x.dtype == torch.uint8:
+        x = x.float().div(127.5).sub(1.0)
+    loss, n_critic, batch = cfg.loss._target_.rsplit(".", 1)[1], int(cfg.n_critic), int(cfg.data.batch_size)
+    gp = cfg.penalty.get("gp")
+    perm, at = torch.randperm(len(x), device=device), 0
+
+    def d_loss(real_l: torch.Tensor, fake_l: torch.Tensor) -> torch.Tensor:
+        if loss == "HingeLoss":
+            return F.relu(1 - real_l).mean() + F.relu(1 + fake_l).mean()
+        if loss == "WassersteinLoss":
+            return fake_l.mean() - real_l.mean()
+        return F.softplus(-real_l).mean() + F.softplus(fake_l).mean()
+
+    def g_loss(fake_l: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-fake_l).mean() if loss == "NonSaturatingLoss" else -fake_l.mean()
+
+    for _ in range(steps):
+        for _ in range(n_critic):
+            if at + batch > len(x):
+                perm, at = torch.randperm(len(x), device=device), 0
+            real, at = x[perm[at : at + batch]], at + batch
+            with torch.no_grad():
+                fake = g(torch.randn(batch, g.z_dim, device=device))
+            total = d_loss(d(real), d(fake))
+            if gp is not None:
+                eps = torch.rand(batch, *[1] * (real.dim() - 1), device=device)
+                points = (eps * real + (1 - eps) * fake).requires_grad_(True)
+                (grad,) = torch.autograd.grad(d(points).sum(), points, create_graph=True)
+                total = total + gp.weight * (grad.flatten(1).norm(dim=1) - gp.center).pow(2).mean()
+            opt_d.zero_grad(set_to_none=True)
+            total.backward()
+            opt_d.step()
+        for p in d.parameters():
+            p.requires_grad_(False)
+        out = g_loss(d(g(torch.randn(batch, g.z_dim, device=device))))
+        opt_g.zero_grad(set_to_none=True)
+        out.backward()
+        opt_g.step()
+        for p in d.parameters():
+            p.requires_grad_(True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from ganlab.train import train
+
+    overrides = [*CASES[args.case][0], f"trainer.max_steps={args.steps}", f"logger={args.logger}"]
+    overrides += [f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = compose(overrides, Path(tmp) / "run")
+        started = time.perf_counter()
+        if args.what == "hand":
+            hand_loop(cfg, args.steps, args.device)
+        else:
+            summary = train(cfg, overrides)
+            assert summary["status"] == "completed", summary.get("error")
+        print(json.dumps({"seconds": time.perf_counter() - started}))
+
+
+# the driver -----------------------------------------------------------------------------------------------
+def measure(case: str, what: str, logger: str, steps: int, device: str, data_env: dict[str, str]) -> float:
+    env = {**os.environ, **data_env, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    cmd = [sys.executable, __file__, "--worker", "--case", case, "--what", what, "--logger", logger]
+    cmd += ["--steps", str(steps), "--device", device]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=data_env["BENCH_CWD"])
+    if proc.returncode != 0:
+        raise RuntimeError(f"{case}/{what}/{logger} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def fake_cifar10(root: Path, n: int = 2048) -> None:
+    """Random 32x32 images in CIFAR-10's pickle layout (the resnet case's "synthetic images")."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, size=(n // 5, 3 * 32 * 32), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": rng.integers(0, 10, n // 5).tolist()}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+
+
+def per_step(case: str, what: str, logger: str, device: str, env: dict[str, str]) -> float:
+    _, n1, n2 = CASES[case]
+    return (measure(case, what, logger, n2, device, env) - measure(case, what, logger, n1, device, env)) / (
+        n2 - n1
+    )
+
+
+def bench_steps(cases: list[str], repeats: int, device: str, env: dict[str, str]) -> None:
+    header = ("hand ms", "none ms", "ratio", "wandb ms", "ratio", "wandb/none")
+    print(f"{'case':<14}" + "".join(f"{h:>11}" for h in header))
+    for case in cases:
+        runs: dict[str, list[float]] = {"hand": [], "none": [], "wandb": []}
+        for _ in range(repeats):  # interleaved: a slow minute of the machine hits all three alike
+            runs["hand"].append(per_step(case, "hand", "none", device, env))
+            for logger in LOGGERS:
+                runs[logger].append(per_step(case, "ganlab", logger, device, env))
+        med = {k: statistics.median(v) * 1e3 for k, v in runs.items()}
+        spread = {k: (max(v) - min(v)) * 1e3 for k, v in runs.items()}
+        print(
+            f"{case:<14}{med['hand']:>11.2f}{med['none']:>11.2f}{med['hand'] / med['none']:>11.3f}"
+            f"{med['wandb']:>11.2f}{med['hand'] / med['wandb']:>11.3f}{med['wandb'] / med['none']:>11.3f}"
+            "   (spread ms: " + ", ".join(f"{k} {v:.2f}" for k, v in spread.items()) + ")"
+        )
+
+
+def bench_cli(repeats: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def timed(*args: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, *args], env=env, capture_output=True, cwd=tempfile.gettempdir())
+        return time.perf_counter() - started
+
+    t = {"import torch": [], "--help": [], "config error": []}
+    for _ in range(repeats):
+        t["import torch"].append(timed("-c", "import torch"))
+        t["--help"].append(timed("-m", "ganlab.train", "--help"))
+        t["config error"].append(timed("-m", "ganlab.train", "optim.g.lr=-1", "logger=none"))
+    base = statistics.median(t["import torch"])
+    for name, values in t.items():
+        med = statistics.median(values)
+        print(f"{name:<14}{med:>8.2f} s   ratio to import torch {med / base:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--no-cli", action="store_true", help="skip the command-line timing")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--what", help=argparse.SUPPRESS)
+    parser.add_argument("--logger", help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; valid: {', '.join(CASES)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        fake_cifar10(Path(tmp) / "data")
+        env = {"GANLAB_DATA": str(Path(tmp) / "data"), "BENCH_CWD": tmp}
+        print(f"load: {open('/proc/loadavg').read().split()[:3]} (1, 5, 15 min); device {args.device}")
+        bench_steps(cases, args.repeats, args.device, env)
+    if not args.no_cli:
+        bench_cli(args.repeats)
+
+
+if __name__ == "__main__":
+    main()
