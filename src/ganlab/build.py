@@ -15,11 +15,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.config import ConfigError, world_size
+from ganlab.csv_logger import AppendingCSVLogger
 from ganlab.distributed import ReplicaDDPStrategy
 from ganlab.module import GAN
 from ganlab.nets import build_net
+from ganlab.resolvers import choices
 from ganlab.resume import ResumePlan
-from ganlab.run_folder import AppendingCSVLogger, choices
 
 
 def _choice(group: str) -> str:

@@ -21,9 +21,10 @@ import hydra
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.config import ConfigError, renamed_option_hints
+from ganlab.config import ConfigError, renamed_option_hints, validate
 from ganlab.paths import CONF_DIR
-from ganlab.resolvers import task_overrides
+from ganlab.resolvers import new_run_id, task_overrides
+from ganlab.run_folder import new_summary, reject
 from ganlab.summary import read_summary
 
 FAILED_RUNS: list[Path] = []  # run folders of this process's multirun jobs that failed (exit code 1)
@@ -59,10 +60,8 @@ class MultirunOutcome(HydraCallback):
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _app(cfg: DictConfig) -> float | None:
-    from ganlab.train import train
-
     try:
-        summary = train(cfg, task_overrides())
+        summary = _run(cfg, task_overrides())
     except ConfigError as exc:
         print(f"ganlab: invalid config: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -73,6 +72,20 @@ def _app(cfg: DictConfig) -> float | None:
         return None
     value = summary["metrics"].get(metric)
     return float("nan") if value is None else value  # a sweeper records NaN as a failed trial
+
+
+def _run(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """The run's summary: :func:`ganlab.train.train`, after the static checks of the config, which run
+    before the training code (torch, Lightning) is imported, so that a wrong value answers at once; an
+    invalid config is rejected as ``train`` rejects it (:func:`ganlab.run_folder.reject`)."""
+    try:
+        validate(cfg)
+    except ConfigError as exc:
+        summary = new_summary(cfg, overrides, new_run_id())
+        return reject(cfg, Path(cfg.paths.output_dir), summary, exc)
+    from ganlab.train import train
+
+    return train(cfg, overrides)
 
 
 # hints for mistyped keys -------------------------------------------------------------------------------

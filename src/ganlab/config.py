@@ -10,7 +10,6 @@ import os
 import re
 from typing import Any
 
-import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
@@ -41,8 +40,9 @@ def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for values and combinations no run could train with (static checks; the
     dataset, the networks and a resumed checkpoint are checked when ganlab.train builds them, also before
     anything is written)."""
+    _check_numbers(cfg)  # first: no import needed, so that a wrong value is reported at once
     _check_components(cfg)
-    _check_numbers(cfg)
+    _check_penalty_numbers(cfg)
     _check_resume(cfg)
     _check_penalties_with_batch_norm(cfg)
     _check_devices(cfg)
@@ -65,6 +65,10 @@ def _check_numbers(cfg: DictConfig) -> None:
         _positive(cfg, f"optim.{net}.lr", float)
         if cfg.clip_grad_norm[net] is not None:
             _positive(cfg, f"clip_grad_norm.{net}", float)
+
+
+def _check_penalty_numbers(cfg: DictConfig) -> None:
+    """After :func:`_check_components`, which tells an entry that belongs in another group where it goes."""
     for name in cfg.penalty:
         _positive(cfg, f"penalty.{name}.weight", float)
         if "every" in cfg.penalty[name]:
@@ -161,6 +165,8 @@ def _check_penalties_with_batch_norm(cfg: DictConfig) -> None:
 
 def available_devices(accelerator: str) -> int:
     """How many devices of ``accelerator`` this machine has (``auto``: GPUs when any, else CPUs)."""
+    import torch  # here, not at the top: a config error is reported before torch is imported
+
     gpus = torch.cuda.device_count()
     mps = int(bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()))
     if accelerator == "auto":
@@ -227,7 +233,11 @@ def world_size(cfg: DictConfig) -> int:
 
 def _runs_on_cpu(cfg: DictConfig) -> bool:
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if accelerator == "cpu":
+        return True
+    import torch
+
+    return accelerator == "auto" and not torch.cuda.is_available()
 
 
 def _check_strategy(cfg: DictConfig) -> None:

@@ -1,6 +1,7 @@
 """A run folder's life: its first files once the run is known to be valid (``.hydra/``, ``metrics.csv`` cut
 back to a resumed checkpoint, a ``running`` summary), the rejection of an invalid config (which leaves an
-existing run untouched), and the final ``summary.json``. Fields of the summary are documented in the
+existing run untouched), and the final ``summary.json``. ``metrics.csv`` is written by
+:class:`ganlab.csv_logger.AppendingCSVLogger`. Fields of the summary are documented in the
 README ("What a run leaves behind").
 """
 
@@ -14,21 +15,21 @@ import socket
 import sys
 import time
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import CSVLogger
-from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 import ganlab
 from ganlab.config import ConfigError
-from ganlab.distributed import started_as_rank_zero
 from ganlab.resolvers import choices, in_multirun, targets
-from ganlab.resume import ResumePlan
 from ganlab.summary import write_summary
+
+if TYPE_CHECKING:  # this module is imported by the command line before torch and Lightning are needed
+    import pytorch_lightning as pl
+
+    from ganlab.resume import ResumePlan
 
 log = logging.getLogger("ganlab")
 
@@ -64,7 +65,7 @@ def new_summary(cfg: DictConfig, overrides: list[str] | None, run_id: str) -> di
         "pid": os.getpid(),
         "versions": {
             "ganlab": ganlab.__version__,
-            "torch": torch.__version__,
+            "torch": version("torch"),
             "python": platform.python_version(),
         },
     }
@@ -130,40 +131,6 @@ def truncate_csv(path: Path, rows: int, g_steps: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-class AppendingWriter(ExperimentWriter):
-    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued: Lightning's deletes it
-    when the writer is created, which would wipe a resumed run's history. Counts the rows on disk so that a
-    checkpoint can record how many belong to the state it saves."""
-
-    def _check_log_dir_exists(self) -> None:
-        self.rows_written = 0
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
-                reader = csv.DictReader(f)
-                self.metrics_keys = list(reader.fieldnames or [])
-                self.rows_written = sum(1 for _ in reader)
-
-    def save(self) -> None:
-        pending = len(self.metrics)
-        super().save()
-        self.rows_written += pending
-
-
-class AppendingCSVLogger(CSVLogger):
-    """``metrics.csv`` through :class:`AppendingWriter`; ``rows_written`` is the number of rows on disk."""
-
-    @property
-    def experiment(self) -> AppendingWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = AppendingWriter(log_dir=self.log_dir)
-        return self._experiment
-
-    @property
-    def rows_written(self) -> int:
-        return self.experiment.rows_written if self._experiment is not None else 0
 
 
 # the run's lifecycle -------------------------------------------------------------------------------------
@@ -240,5 +207,7 @@ def finish_summary(
                 summary[key] = {**summary[key], **value} if merge else value
     if summary["samples"] and not (run_dir / summary["samples"]).exists():
         summary["samples"] = None
+    from ganlab.distributed import started_as_rank_zero
+
     if trainer.is_global_zero if trainer is not None else started_as_rank_zero():
         write_summary(run_dir, summary)

@@ -8,6 +8,15 @@ run folder's files are :mod:`ganlab.run_folder`.
 
 from __future__ import annotations
 
+# The command line runs before the imports below: ganlab.cli imports the training code (torch, Lightning)
+# only once the config is composed and valid, so that --help and a config error answer at once.
+if __name__ == "__main__":
+    import sys
+
+    from ganlab.cli import main
+
+    sys.exit(main())
+
 import logging
 import sys
 import time
@@ -140,9 +149,3 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     if exit_code is not None and (rank_zero or launched_externally()):
         raise SystemExit(exit_code)
     return summary
-
-
-if __name__ == "__main__":
-    from ganlab.cli import main
-
-    sys.exit(main())
