@@ -53,7 +53,7 @@ def check_request(devices_per_job: int, cpus_per_job: int | None, gpus: list[str
     if gpus and devices_per_job > len(gpus):
         return (
             f"hydra.launcher.devices_per_job={devices_per_job}, but this machine offers {len(gpus)} GPU(s) "
-            f"({','.join(gpus)}). Valid: 1 to {len(gpus)} (with trainer.devices set to the same number)."
+            f"({','.join(gpus)}). Valid: 1 to {len(gpus)}."
         )
     if cpus_per_job is not None and (not isinstance(cpus_per_job, int) or cpus_per_job < 1):
         return (
