@@ -12,6 +12,7 @@ command resumes it (``resume=auto``).
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -98,10 +99,10 @@ def _known_top_level_keys() -> set[str]:
     return keys | _config_groups() | {"hydra"}
 
 
-def _unknown_key_hint(arg: str, name: str, known: Any, where: str) -> str:
+def _unknown_key_hint(arg: str, name: str, known: Any, where: str, kind: str = "key") -> str:
     close = difflib.get_close_matches(name, list(known), n=3)
     return (
-        f"ganlab: unknown key {name!r} in override {arg!r}"
+        f"ganlab: unknown {kind} {name!r} in override {arg!r}"
         + (f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ".")
         + f" Valid {where}: {', '.join(sorted(str(k) for k in known))}."
     )
@@ -153,6 +154,52 @@ def hint_unknown_keys(args: list[str]) -> list[str]:
     return hints
 
 
+def _group_options(group: str) -> list[str]:
+    """The options of a config group as Hydra sees them (conf/ files and plugins' registered configs)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _missing_plugin(group: str, option: str) -> str | None:
+    """The module of a ganlab config's ``_target_`` (``conf/<group>/<option>.yaml``) when it cannot be
+    imported (a plugin behind an extra, such as hydra-ray-launcher), else ``None``."""
+    path = CONF_DIR / group / f"{option}.yaml"
+    target = OmegaConf.load(path).get("_target_") if path.is_file() else None
+    if not target:
+        return None
+    module = str(target).rsplit(".", 1)[0]
+    try:
+        return None if importlib.util.find_spec(module) else module
+    except ImportError:
+        return module
+
+
+def hint_unknown_options(args: list[str]) -> list[str]:
+    """For each option of a Hydra group that does not exist (``hydra/launcher=gpu``), a line naming it,
+    the closest options and every valid one; for one whose plugin is not installed
+    (``hydra/launcher=ray``), a line naming the plugin and the config that says how to install it."""
+    hints = []
+    for arg in (a for a in args if "/" in a.split("=", 1)[0] and "=" in a):
+        group, value = arg.lstrip("+~").split("=", 1)
+        options = _group_options(group)
+        for name in (v for v in value.strip("[]").split(",") if options and v):
+            if name not in options:
+                hints.append(_unknown_key_hint(arg, name, options, f"options of {group}", kind="option"))
+            elif module := _missing_plugin(group, name):
+                hints.append(
+                    f"ganlab: {group}={name} needs the plugin {module}, which is not installed here; the "
+                    f"comments of {CONF_DIR / group / name}.yaml say how to install it."
+                )
+    return hints
+
+
 def main() -> int:
     """Console entry point (``python -m ganlab.train``, ``ganlab-train``): runs the Hydra app, adds hints
     to Hydra's error for a renamed option or a mistyped key, and returns the exit code (module docstring)."""
@@ -160,7 +207,8 @@ def main() -> int:
         _app()
     except SystemExit as exc:
         if exc.code == 1:
-            for hint in [*renamed_option_hints(sys.argv[1:]), *hint_unknown_keys(sys.argv[1:])]:
+            args = sys.argv[1:]
+            for hint in [*renamed_option_hints(args), *hint_unknown_keys(args), *hint_unknown_options(args)]:
                 print(hint, file=sys.stderr)
         raise
     return 1 if FAILED_RUNS else 0

@@ -14,6 +14,7 @@ import platform
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
@@ -36,6 +37,25 @@ log = logging.getLogger("ganlab")
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _training_device(trainer_cfg: Any) -> str:
+    """Where the run's first process trains, probed once at set-up (a CUDA probe costs a ``dlopen``):
+    ``cuda:<i> (<name>)`` when the accelerator may use a GPU and one is visible (``<i>`` counts among the
+    visible devices, see ``visible_devices``), else the accelerator (``cpu``, or ``auto`` resolved to it)."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto")) if trainer_cfg is not None else "auto"
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        devices = trainer_cfg.get("devices", 1)
+        index = int(devices[0]) if isinstance(devices, Sequence) and not isinstance(devices, str) else 0
+        if index < torch.cuda.device_count():
+            return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return "cpu" if accelerator in ("auto", "gpu", "cuda") else accelerator
+
+
+def _visible_devices() -> list[str] | None:
+    """``CUDA_VISIBLE_DEVICES`` as a list (``[]``: no GPU visible), or ``None`` when it is not set."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return None if listed is None else [d.strip() for d in listed.split(",") if d.strip()]
 
 
 def new_summary(cfg: DictConfig, overrides: list[str] | None, run_id: str) -> dict[str, Any]:
@@ -63,6 +83,8 @@ def new_summary(cfg: DictConfig, overrides: list[str] | None, run_id: str) -> di
         "finished_at": None,
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        "device": _training_device(cfg.get("trainer")),
+        "visible_devices": _visible_devices(),
         "versions": {
             "ganlab": ganlab.__version__,
             "torch": version("torch"),

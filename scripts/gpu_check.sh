@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Checks on a real GPU machine, one section after another (append new sections at the end).
+#   bash scripts/gpu_check.sh            (from the repository root; PYTHON=/path/to/python to pick one)
+# Fails at once, saying so, on a machine without a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python}"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE=offline WANDB_SILENT=true HYDRA_FULL_ERROR=1
+OUT="${OUT:-$(mktemp -d /tmp/gpu_check.XXXXXX)}"
+
+echo "== GPUs"
+N_GPUS=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())") \
+  || { echo "gpu_check: $PYTHON cannot import torch: set PYTHON to the environment's python." >&2; exit 1; }
+if [ "$N_GPUS" -lt 1 ]; then
+  echo "gpu_check: no GPU here (torch sees $N_GPUS CUDA devices): run this script on a GPU machine." >&2
+  exit 1
+fi
+nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader || true
+echo "torch sees $N_GPUS GPU(s); outputs in $OUT"
+
+echo "== 4-job sweep with hydra/launcher=gpus: the device each job used and its step rate"
+"$PYTHON" -m ganlab.train -m hydra/launcher=gpus trainer=gpu seed=0,1,2,3 logger=none \
+  trainer.max_steps=2000 trainer.enable_progress_bar=false sample_every=0 callbacks.checkpoint.every=0 \
+  model.generator.width=256 model.discriminator.width=256 hydra.sweep.dir="$OUT/gpus" > "$OUT/gpus.log" 2>&1 \
+  || { tail -40 "$OUT/gpus.log"; exit 1; }
+"$PYTHON" - "$OUT/gpus" <<'PY'
+import json, sys
+from pathlib import Path
+
+sweep = Path(sys.argv[1])
+jobs = {e["job"]: e for e in map(json.loads, (sweep / "gpus_launcher.jsonl").read_text().splitlines())}
+print(f"{'job':>3}  {'status':9}  {'device':30}  {'visible':8}  {'g_steps':>7}  {'steps/s':>8}  {'start':>6}  {'end':>6}")
+t0 = min(e["start"] for e in jobs.values())
+for idx, entry in sorted(jobs.items()):
+    s = json.loads((sweep / str(idx) / "summary.json").read_text())
+    rate = s["g_steps"] / s["wall_s"] if s["wall_s"] else float("nan")  # set-up included
+    print(f"{idx:>3}  {s['status']:9}  {s['device']:30}  {','.join(s['visible_devices'] or []):8}  "
+          f"{s['g_steps']:>7}  {rate:8.1f}  {entry['start'] - t0:6.1f}  {entry['end'] - t0:6.1f}")
+visible = [tuple(json.loads((sweep / str(i) / "summary.json").read_text())["visible_devices"]) for i in jobs]
+print("distinct device groups used:", len(set(visible)))
+PY
