@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab.config import ConfigError, renamed_option_hints, validate
 from ganlab.paths import CONF_DIR
-from ganlab.resolvers import new_run_id, task_overrides
-from ganlab.run_folder import new_summary, reject
+from ganlab.resolvers import task_overrides
+from ganlab.run_folder import reject
 from ganlab.summary import read_summary
 
 FAILED_RUNS: list[Path] = []  # run folders of this process's multirun jobs that failed (exit code 1)
@@ -82,8 +82,7 @@ def _run(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     try:
         validate(cfg)
     except ConfigError as exc:
-        summary = new_summary(cfg, overrides, new_run_id())
-        return reject(cfg, Path(cfg.paths.output_dir), summary, exc)
+        return reject(cfg, Path(cfg.paths.output_dir), overrides, exc)
     from ganlab.train import train
 
     return train(cfg, overrides)

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import ganlab
 from ganlab.config import ConfigError
-from ganlab.resolvers import choices, in_multirun, targets
+from ganlab.resolvers import choices, in_multirun, new_run_id, targets
 from ganlab.summary import write_summary
 
 if TYPE_CHECKING:  # this module is imported by the command line before torch and Lightning are needed
@@ -43,6 +43,8 @@ def _training_device(trainer_cfg: Any) -> str:
     """Where the run's first process trains, probed once at set-up (a CUDA probe costs a ``dlopen``):
     ``cuda:<i> (<name>)`` when the accelerator may use a GPU and one is visible (``<i>`` counts among the
     visible devices, see ``visible_devices``), else the accelerator (``cpu``, or ``auto`` resolved to it)."""
+    import torch  # here: the summary of a rejected config is written before torch is imported
+
     accelerator = str(trainer_cfg.get("accelerator", "auto")) if trainer_cfg is not None else "auto"
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         devices = trainer_cfg.get("devices", 1)
@@ -156,7 +158,7 @@ def truncate_csv(path: Path, rows: int, g_steps: int) -> None:
 
 
 # the run's lifecycle -------------------------------------------------------------------------------------
-def reject(cfg: DictConfig, run_dir: Path, summary: dict[str, Any], exc: ConfigError) -> dict[str, Any]:
+def reject(cfg: DictConfig, run_dir: Path, overrides: list[str] | None, exc: ConfigError) -> dict[str, Any]:
     """An invalid config: a single run leaves no run folder behind (a folder Hydra created for it is
     removed) and raises; a job of a multirun is marked ``failed`` (summary.json in its new folder) so
     that the sweep's table shows it, and the next job runs. An existing run's folder is never touched."""
@@ -166,6 +168,7 @@ def reject(cfg: DictConfig, run_dir: Path, summary: dict[str, Any], exc: ConfigE
             discard_fresh_folder(run_dir)
         raise exc
     print(f"ganlab: invalid config for {run_dir}: {exc}", file=sys.stderr)
+    summary = new_summary(cfg, overrides, new_run_id())
     summary.update(status="failed", error=f"ConfigError: {exc}", finished_at=_now())
     if fresh:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -120,7 +120,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     except ConfigError as exc:
         if not rank_zero:
             raise
-        return run_folder.reject(cfg, run_dir, run_folder.new_summary(cfg, overrides, new_run_id()), exc)
+        return run_folder.reject(cfg, run_dir, overrides, exc)
     summary = run_folder.new_summary(cfg, overrides, cfg.run_id)
     if rank_zero:
         started -= run_folder.start_run(cfg, run_dir, plan, summary)
