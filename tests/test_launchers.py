@@ -65,7 +65,7 @@ def test_gpus_are_split_into_consecutive_groups_with_the_cores_shared():
 
 def test_without_gpus_each_job_gets_a_core_group_and_no_cuda_variable():
     cores = machine_cores()
-    assert slots(1, None, []) == [Slot((), 1)] * cores
+    assert [astuple(s) for s in slots(1, None, [])] == [((), 1)] * cores
     assert len(slots(1, 2, [])) == max(1, cores // 2)
     assert "CUDA_VISIBLE_DEVICES" not in Slot((), 1).environment()
 
