@@ -9,9 +9,12 @@ run's hyperparameters to every tracker when training starts (Lightning logs none
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import platform
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,17 +95,41 @@ class MLflowTracker(MLFlowLogger):
 
     ``tags`` are ``group:choice`` strings (:func:`ganlab.resolvers.tags`), kept as MLflow tags
     ``{group: choice}`` so that runs can be searched by them (``tags.loss = 'hinge'``); a plain tag is kept
-    with the value ``true``. The folder of a local SQLite database is created if missing."""
+    with the value ``true``.
+
+    A local SQLite database (``sqlite:///PATH``) gets its folder created if missing, and is set up under a
+    lock (``PATH.lock``): the jobs of a parallel sweep would otherwise create its tables, or their sweep's
+    experiment, at the same moment, and all but one fail (MLflow's schema migration and the experiment's
+    unique name)."""
 
     STATUS = {"completed": "FINISHED", "interrupted": "KILLED"}  # anything else: FAILED
 
     def __init__(self, *args: Any, tags: list[str], group: str, **kwargs: Any) -> None:
         pairs = (t.partition(":") for t in tags)
         named = {key: value if colon else "true" for key, colon, value in pairs}
-        super().__init__(*args, tags={"group": group, **named}, **kwargs)
-        uri = self._tracking_uri or ""
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        uri = kwargs.get("tracking_uri") or ""
+        self.database = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        with self.setting_up():  # MlflowClient creates the tables of a new database
+            super().__init__(*args, tags={"group": group, **named}, **kwargs)
+
+    @contextlib.contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Hold the SQLite database's lock (no lock for a server or another database)."""
+        if self.database is None:
+            yield
+            return
+        self.database.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.database.with_name(self.database.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    @property
+    def experiment(self) -> Any:
+        """MLflow's client; the first call creates the experiment (if new) and the run, under the lock."""
+        if self._initialized:
+            return self._mlflow_client
+        with self.setting_up():
+            return MLFlowLogger.experiment.fget(self)
 
     def log_picture(self, key: str, image: np.ndarray, step: int) -> None:
         self.experiment.log_image(self.run_id, image, key=key, step=step)
