@@ -195,3 +195,41 @@ def test_mlflow_holds_one_run_per_job_with_params_history_pictures_artifacts_and
         steps = [int(p.split("+step+")[1].split("+")[0]) for p in pictures if p.endswith(".png")]
         assert sorted(steps) == STEPS_WITH_PICTURES
         assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(sweep.parent / "outputs")
+
+
+@pytest.mark.parametrize(
+    "status, mlflow_status", [("completed", "FINISHED"), ("diverged", "FAILED"), ("interrupted", "KILLED")]
+)
+def test_mlflow_run_ends_with_the_status_of_the_run_and_keeps_tags_as_pairs(tmp_path, status, mlflow_status):
+    from mlflow import MlflowClient
+
+    from ganlab.callbacks.trackers import MLflowTracker
+
+    uri = f"sqlite:///{tmp_path}/db/mlflow.db"  # a folder that does not exist yet
+    tracker = MLflowTracker(
+        tracking_uri=uri,
+        artifact_location=str(tmp_path / "artifacts"),
+        experiment_name="e",
+        run_name="seed=1",
+        tags=["loss:hinge", "mine"],
+        group="sweep",
+    )
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.json").write_text("{}")
+    summary = {"status": status, "g_steps": 3, "d_steps": 3, "wall_s": 1.5, "run_id": "abcd1234"}
+    tracker.log_outcome(summary, tmp_path / "run")
+    run = MlflowClient(uri).get_run(tracker.run_id)
+    assert run.info.status == mlflow_status and run.info.run_name == "seed=1"
+    mine = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+    assert mine == {
+        "loss": "hinge",
+        "mine": "true",
+        "group": "sweep",
+        "ganlab.status": status,
+        "ganlab.g_steps": "3",
+        "ganlab.d_steps": "3",
+        "ganlab.wall_s": "1.5",
+        "ganlab.run_id": "abcd1234",
+    }
+    assert [a.path for a in MlflowClient(uri).list_artifacts(tracker.run_id)] == ["summary.json"]
+    assert (tmp_path / "artifacts").is_dir()
