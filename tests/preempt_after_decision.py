@@ -40,15 +40,15 @@ def build_trainer(*args, _original=train_module.build_trainer, **kwargs):
     return trainer
 
 
-def close_trackers(_original=train_module._close_trackers) -> None:
+def close_trackers(*args, _original=train_module.close_trackers) -> None:
     if os.environ.get("LOCAL_RANK", "0") == "0":
         time.sleep(CLOSE_S)
-    _original()
+    _original(*args)
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     train_module.build_trainer = build_trainer
-    train_module._close_trackers = close_trackers
+    train_module.close_trackers = close_trackers
     sys.argv[0] = os.path.abspath(__file__)
     sys.exit(main())

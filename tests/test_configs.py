@@ -108,7 +108,8 @@ def test_every_model_trains_on_the_data_it_suits(make_cfg, model):
 
 
 @pytest.mark.parametrize("group", ["penalty", "optim", "logger"])
-def test_every_option_of_the_other_groups_trains(make_cfg, tmp_path, group):
+def test_every_option_of_the_other_groups_trains(make_cfg, tmp_path, monkeypatch, group):
+    monkeypatch.chdir(tmp_path)  # a tracker's files outside the run folder (logger=mlflow: outputs/mlflow.db)
     for option in options(group):
         summary = train(make_cfg(f"{group}={option}", "trainer.max_steps=2", run_dir=tmp_path / option))
         assert summary["status"] == "completed", (option, summary["error"])

@@ -14,6 +14,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.callbacks.trackers import ExperimentRecord, experiment
 from ganlab.config import ConfigError, world_size
 from ganlab.csv_logger import AppendingCSVLogger
 from ganlab.distributed import ReplicaDDPStrategy
@@ -137,6 +138,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, plan: ResumePlan | None = None
     ``trainer.max_steps`` generator updates."""
     loggers = [AppendingCSVLogger(save_dir=str(run_dir), name="", version="")]
     loggers += [built(f"logger.{name}", node) for name, node in cfg.logger.items()]
+    record = ExperimentRecord(experiment(OmegaConf.to_container(cfg, resolve=True)))  # with its run_id
     per_g_step = cfg.n_critic + 1
     max_steps = cfg.trainer.max_steps * per_g_step
     if plan is not None and plan.ckpt_path is not None:
@@ -149,7 +151,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, plan: ResumePlan | None = None
         cfg.trainer,
         max_steps=max_steps,
         logger=loggers,
-        callbacks=build_callbacks(cfg),
+        callbacks=[*build_callbacks(cfg), record],
         default_root_dir=str(run_dir),
         use_distributed_sampler=False,  # the data module shards the data itself (ganlab.data.base)
         **extra,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import secrets
 import string
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -24,9 +26,36 @@ def in_multirun() -> bool:
 
 
 def task_overrides() -> list[str]:
-    """The job's command-line overrides, without Hydra's own (``hydra.*``)."""
+    """The job's command-line overrides, without Hydra's own (``hydra.*``), as typed: an override's value
+    is not resolved (``'+logger.mlflow.run_name=${ganlab.run_name:}'`` would call this function again,
+    through the resolver, without end)."""
     hc = _hydra()
-    return [o for o in (hc.overrides.task if hc else []) if not o.startswith("hydra.")]
+    typed = OmegaConf.to_container(hc.overrides.task, resolve=False) if hc else []
+    return [str(o) for o in typed if not str(o).startswith("hydra.")]
+
+
+@lru_cache(maxsize=4)
+def _swept_on_command_line(multirun_yaml: Path) -> frozenset[str]:
+    """The keys of the sweep overrides (``loss=hinge,wgan``, ``seed=range(3)``) of a multirun's command line,
+    read from the ``multirun.yaml`` that Hydra's sweeper saves in the sweep folder before the jobs start:
+    a job's own config holds only its single values."""
+    if not multirun_yaml.exists():
+        return frozenset()
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    typed = OmegaConf.to_container(OmegaConf.load(multirun_yaml).hydra.overrides.task, resolve=False)
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in typed])
+    return frozenset(o.key_or_group for o in parsed if o.is_sweep_override())
+
+
+def swept_keys() -> frozenset[str]:
+    """The keys a multirun varies: its command line's sweep overrides and the sweeper's search space
+    (``hydra.sweeper.params``, e.g. an Optuna study's). Empty outside a multirun."""
+    hc = _hydra()
+    if hc is None or not in_multirun():
+        return frozenset()
+    space = hc.sweeper.get("params") or {}
+    return _swept_on_command_line(Path(hc.sweep.dir) / "multirun.yaml") | {str(k) for k in space}
 
 
 def choices(cfg: DictConfig | None = None) -> dict[str, Any]:
@@ -71,9 +100,19 @@ def targets(node: Any, prefix: str = "") -> dict[str, str]:
     return found
 
 
+def varying_overrides() -> list[str]:
+    """The overrides that tell this job from the others of its sweep (in a multirun: those of the swept
+    keys, ``loss=hinge,seed=1`` but not the constant ``trainer.max_steps=20``), else all of the command
+    line's."""
+    swept = swept_keys()
+    mine = task_overrides()
+    picked = [o for o in mine if o.lstrip("+~").partition("=")[0] in swept]
+    return picked or mine
+
+
 def run_name() -> str:
-    """The job's command-line overrides (``loss=hinge,seed=1``), or ``default`` when there are none."""
-    return ",".join(task_overrides()) or "default"
+    """The job's varying overrides (:func:`varying_overrides`), or ``default`` when there are none."""
+    return ",".join(varying_overrides()) or "default"
 
 
 def sweep_group() -> str:

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, open_dict
 from ganlab import run_folder
 from ganlab.build import build, build_trainer
 from ganlab.callbacks.checkpoint import Preempted
+from ganlab.callbacks.trackers import close_trackers
 from ganlab.config import ConfigError, validate, world_size
 from ganlab.distributed import launched_externally, started_as_rank_zero
 from ganlab.module import GAN, Diverged
@@ -96,13 +97,6 @@ def _interruption_code(exc: BaseException) -> int:
     return code if isinstance(code, int) and code not in (0, 1) else 130
 
 
-def _close_trackers() -> None:
-    """Finish the wandb run of this job, so that the next job of a multirun starts its own."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        wandb.finish()
-
-
 def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train one run into ``cfg.paths.output_dir`` and return its summary (also written as summary.json).
 
@@ -144,8 +138,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
         if not in_multirun():  # in a sweep the failure is recorded and the next job runs
             raise
     finally:
-        _close_trackers()
-        run_folder.finish_summary(summary, run_dir, trainer, module, started)
+        try:
+            run_folder.finish_summary(summary, run_dir, trainer, module, started)
+        finally:  # after summary.json: the trackers get its final values and file
+            close_trackers(trainer, summary, run_dir)
     if exit_code is not None and (rank_zero or launched_externally()):
         raise SystemExit(exit_code)
     return summary

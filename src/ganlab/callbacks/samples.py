@@ -31,6 +31,7 @@ class SampleImages(pl.Callback):
         self.z: torch.Tensor | None = None
         self.real: torch.Tensor | None = None
         self.last_path: Path | None = None
+        self.logged_step: int | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module) -> None:
         datamodule = trainer.datamodule
@@ -44,16 +45,19 @@ class SampleImages(pl.Callback):
             self.draw(trainer, pl_module, f"step_{pl_module.g_steps:07d}.png")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
-        self.draw(trainer, pl_module, "final.png")
+        # a run that ends on a periodic step has that step's picture in the trackers already: once per step
+        self.draw(trainer, pl_module, "final.png", log=self.logged_step != pl_module.g_steps)
 
-    def draw(self, trainer: pl.Trainer, pl_module, name: str) -> None:
+    def draw(self, trainer: pl.Trainer, pl_module, name: str, log: bool = True) -> None:
         pl_module.check_weights()  # a diverged G is reported as such, not drawn (on every process alike)
         if not trainer.is_global_zero:
             return
         fake = pl_module.generate(self.z)
         path = self.dirpath / name
         image = save_samples(path, fake, self.real, title=f"generator step {pl_module.g_steps}")
-        log_image(trainer, "samples", image, step=pl_module.g_steps)
+        if log:
+            log_image(trainer, "samples", image, step=pl_module.g_steps)
+            self.logged_step = pl_module.g_steps
         self.last_path = path
 
     def summary_fields(self, run_dir: Path) -> dict[str, str]:
