@@ -193,6 +193,7 @@ def test_failures_with_wilson_intervals_and_when_runs_diverged(tmp_path):
     make_run(sweep, "5", ["loss=b", "seed=1"], metrics=modes)
     assert main([str(sweep)]) == 0
     (env,) = report_json(sweep / "report")["environments"]
+    assert env["key"] == {"data": "grid25"}  # the crashed run's data from .hydra/hydra.yaml: same environment
     a = next(c for c in env["configurations"] if c["name"] == "loss=a")["failures"]
     assert (a["diverged"], a["collapsed"], a["n"], a["diverged_at"]) == (2, 1, 4, [120, 75])
     z = stats.norm.ppf(0.975)

@@ -1,4 +1,4 @@
-"""Scale and damage: a thousand run folders are read without trouble; damaged folders are listed, not fatal."""
+"""Scale and damage: a thousand run folders are read and reported; damaged folders are listed, not fatal."""
 
 from __future__ import annotations
 

@@ -175,10 +175,9 @@ def read_run(path: Path) -> Run:
     metrics = {str(k): _number(v) for k, v in (summary.get("metrics") or {}).items()}
     n_modes = metrics.get("metrics/n_modes")
     n_modes = int(n_modes) if n_modes is not None else None
-    overrides = _read_overrides(path, summary)
-    return Run(
-        path.name, path, status, overrides, summary, metrics, n_modes, error, "; ".join(damage) or None
-    )
+    overrides, choices = _read_overrides(path, summary), _read_choices(path, summary)
+    damaged = "; ".join(damage) or None
+    return Run(path.name, path, status, overrides, summary, metrics, n_modes, error, damaged, choices)
 
 
 def collect_runs(sweep_dir: Path) -> list[Run]:

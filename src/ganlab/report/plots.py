@@ -115,12 +115,14 @@ def plot_series(
     return _save(fig, path)
 
 
-def _strip(ax: plt.Axes, table: MetricTable) -> None:
-    """A row per configuration (best on top): a dot per seed, the mean and its interval as a bar."""
+def _strip(ax: plt.Axes, table: MetricTable, configs: list) -> None:
+    """A row per configuration (best on top): a dot per seed, the mean and its interval as a bar; each
+    configuration in its colour of the other plots (its position in ``configs``)."""
     rows = [r for r in table.rows if r.summary.n > 0][::-1]
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, size=max((r.summary.n for r in rows), default=0))
     for y, row in enumerate(rows):
-        ax.scatter(list(row.seeds.values()), y + jitter[: row.summary.n], s=16, alpha=0.7, color=color(y))
+        dots = color(configs.index(row.config))
+        ax.scatter(list(row.seeds.values()), y + jitter[: row.summary.n], s=16, alpha=0.7, color=dots)
         s = row.summary
         if s.ci is not None:
             ax.hlines(y, *s.ci, color="black", linewidth=2)
@@ -140,7 +142,7 @@ def plot_finals(envs: list[Environment], path: Path) -> Path | None:
     height = max(2.5, 0.45 * max(len(e.ranking.rows) for e in envs) + 1.2)
     fig, axes = _grid(1, len(envs), 6.0, height)
     for ax, env in zip(axes[0], envs, strict=True):
-        _strip(ax, env.ranking)
+        _strip(ax, env.ranking, env.configs)
         ax.set(
             title=env_title(env),
             xlabel=f"{env.ranking.metric} (bar: 95% {env.ranking.rows[0].summary.ci_method})",
