@@ -94,7 +94,7 @@ def _test_against_best(rows: list[Row]) -> None:
 
 
 def rank_metric(
-    configs: list[Config], metric: str, higher: bool | None, options: Options, protocol
+    configs: list[Config], metric: str, higher: bool | None, options: Options, protocol: dict[str, Any]
 ) -> MetricTable:
     """The table of ``metric`` over ``configs``: statistics clipped to the declared range, sorted by the
     mean in the metric's direction; with a direction, tests against the best and probability of
@@ -111,9 +111,8 @@ def rank_metric(
         return table
     _test_against_best(rows)
     baseline = next((r for r in rows if r.name == options.baseline), None)
-    for row in rows:
-        if baseline is not None:
-            row.prob_improvement = inference.prob_improvement(row.seeds, baseline.seeds, higher)
+    for row in rows if baseline is not None else []:
+        row.prob_improvement = inference.prob_improvement(row.seeds, baseline.seeds, higher)
     table.warnings = _warnings(table, options, baseline is not None)
     return table
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -84,30 +85,37 @@ def _shared_limits(axes: list[plt.Axes], points: list[np.ndarray]) -> None:
         ax.set_ylim(centre[1] - half, centre[1] + half)
 
 
+def _draw_all(env: Environment, ncols: int) -> list[tuple[str, list[tuple[Run, np.ndarray | None, Any]]]]:
+    """Per configuration (ranking order): its first ``ncols`` runs by seed, each with its samples."""
+    rows = []
+    for row in env.ranking.rows:
+        runs = sorted(row.config.runs, key=lambda r: (r.seed is None, r.seed or 0))[:ncols]
+        rows.append((row.config.label, [(r, *generated(r)) for r in runs]))
+    return rows
+
+
 def plot_samples(env: Environment, path: Path) -> Path | None:
-    """A row per configuration (ranking order), a column per seed; ``None`` when nothing can be shown."""
-    configs = [row.config for row in env.ranking.rows if row.config.runs]
-    ncols = min(MAX_SEEDS, max(len(c.runs) for c in configs))
-    fig, axes = plt.subplots(
-        len(configs), ncols, figsize=(2.4 * ncols, 2.5 * len(configs)), dpi=DPI, squeeze=False
-    )
-    real, scatters, points = None, [], []
-    for row, config in enumerate(configs):
-        runs = sorted(config.runs, key=lambda r: (r.seed is None, r.seed or 0))[:ncols]
-        for col in range(ncols):
-            ax = axes[row][col]
-            if col >= len(runs):
-                ax.axis("off")
-                continue
-            sample, data_cfg = generated(runs[col])
-            if real is None and data_cfg is not None and sample is not None and sample.ndim == 2:
-                real = real_points(data_cfg)
-            _panel(ax, runs[col], sample, real)
+    """A row per configuration (ranking order), a column per seed; ``None`` when no run has a checkpoint or
+    a final picture to show."""
+    ncols = min(MAX_SEEDS, max(len(row.config.runs) for row in env.ranking.rows))
+    rows = _draw_all(env, ncols)
+    if all(sample is None and run.samples is None for _, runs in rows for run, sample, _ in runs):
+        return None
+    data_cfg = next((cfg for _, runs in rows for _, s, cfg in runs if s is not None and s.ndim == 2), None)
+    real = real_points(data_cfg) if data_cfg is not None else None
+    size = (2.4 * ncols, 2.5 * len(rows))
+    fig, axes = plt.subplots(len(rows), ncols, figsize=size, dpi=DPI, squeeze=False)
+    scatters = []
+    for (label, runs), line in zip(rows, axes, strict=True):
+        for ax in line[len(runs) :]:
+            ax.axis("off")
+        for ax, (run, sample, _) in zip(line, runs, strict=False):
+            _panel(ax, run, sample, real)
+            ax.set_title(f"seed {run.seed} ({run.status})", fontsize="small")
             if sample is not None and sample.ndim == 2:
-                scatters.append(ax)
-                points.append(sample)
-            ax.set_title(f"seed {runs[col].seed} ({runs[col].status})", fontsize="small")
-        axes[row][0].set_ylabel(config.label, fontsize="small")
-    _shared_limits(scatters, points + ([real] if real is not None else []))
+                scatters.append((ax, sample))
+        line[0].set_ylabel(label, fontsize="small")
+    points = [sample for _, sample in scatters] + ([real] if real is not None else [])
+    _shared_limits([ax for ax, _ in scatters], points)
     fig.suptitle(f"Samples — {env_title(env)} (blue: generated; red: real data)")
     return _save(fig, path)

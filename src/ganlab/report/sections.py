@@ -45,8 +45,10 @@ DEFINITIONS = [
     "Failures: diverged = status diverged (diverged at: the generator step it stopped); "
     f"{COLLAPSE_DEFINITION}; "
     f"{FAILED_DEFINITION}. Rates with 95% Wilson score intervals (Wilson 1927).",
-    "Curves: mean over the completed seeds at each logged step, band = 95% percentile bootstrap of that mean "
-    "(1,000 resamples per step). Samples: each run's generator rebuilt from checkpoints/last.ckpt, 2,500 "
+    "Curves: mean over the completed seeds at each logged step (steps every seed logged), band = 95% "
+    "percentile bootstrap of that mean "
+    "(1,000 resamples per step). Samples: each run's generator (the averaged one where the run kept one) "
+    "rebuilt from checkpoints/last.ckpt, 2,500 "
     "points (toy data, blue, under the real data in red, shared axes) or a grid of 16 images, noise seed 0.",
 ]
 REFERENCES = [

@@ -89,18 +89,6 @@ class Config:
         """The metric's values over the completed runs that have one."""
         return list(self.by_seed(metric).values())
 
-    def counts(self) -> dict[str, int]:
-        """Runs, completed, diverged, failed (everything else, see FAILED_DEFINITION) and collapsed."""
-        statuses = [r.status for r in self.runs]
-        completed, diverged = statuses.count("completed"), statuses.count("diverged")
-        return {
-            "runs": len(statuses),
-            "completed": completed,
-            "diverged": diverged,
-            "failed": len(statuses) - completed - diverged,
-            "collapsed": sum(is_collapsed(r) is True for r in self.runs),
-        }
-
 
 def swept_params(runs: list[Run]) -> list[str]:
     """The override keys whose value differs across runs (absent counts as a value), in the order they
