@@ -151,6 +151,18 @@ def test_few_seeds_are_warned_about_and_three_against_three_is_explained(tmp_pat
     assert "seeds per configuration would separate loss=a from loss=b" in page
 
 
+def test_holm_over_many_configurations_is_warned_about(tmp_path):
+    # 4 seeds each: min exact p = 2/70 = 0.0286 < 0.05, but Holm over 3 comparisons gives at least 0.0857
+    sweep = modes_sweep(
+        tmp_path / "sweep", {k: [v, v + 1, v + 2, v + 3] for k, v in zip("abcd", (20, 1, 2, 3), strict=True)}
+    )
+    assert main([str(sweep)]) == 0
+    (env,) = report_json(sweep / "report")["environments"]
+    assert any("no corrected p can fall below 0.0857" in w for w in env["warnings"])
+    assert all(c["tied_with_best"] for c in env["configurations"][1:])  # completely separated, yet tied
+    assert env["configurations"][1]["p_vs_best"] == pytest.approx(3 * 2 / 70)
+
+
 def test_t_interval_option_is_clipped_to_the_range(tmp_path):
     sweep = modes_sweep(tmp_path / "sweep", {"a": [24, 25], "b": [1, 2]})
     assert main([str(sweep), "--ci", "t"]) == 0

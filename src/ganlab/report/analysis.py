@@ -117,14 +117,9 @@ def rank_metric(
     return table
 
 
-def _warnings(table: MetricTable, options: Options, has_baseline: bool) -> list[str]:
-    """Few seeds, a test that cannot separate anything, a baseline that is not there."""
-    warnings = []
-    few = [f"{r.name} (n={r.summary.n})" for r in table.rows if 0 < r.summary.n < MIN_SEEDS]
-    if few:
-        warnings.append(
-            f"fewer than {MIN_SEEDS} seeds: {', '.join(few)}; their intervals and tests are unreliable."
-        )
+def _test_floor_warnings(table: MetricTable) -> list[str]:
+    """Where the seed counts alone decide the test: the exact two-sided Mann-Whitney U cannot go below
+    ``2 / C(n + m, n)``, and Holm multiplies the smallest of ``k`` p-values by ``k``."""
     best = table.rows[0]
     floors = [(r, inference.min_exact_p(best.summary.n, r.summary.n)) for r in table.rows[1:] if r.summary.n]
     blind = [
@@ -133,11 +128,31 @@ def _warnings(table: MetricTable, options: Options, has_baseline: bool) -> list[
         if p >= inference.ALPHA
     ]
     if blind:
-        warnings.append(
+        return [
             "the exact two-sided Mann-Whitney U test cannot reach p < 0.05 with these seed counts, whatever "
             f"the values: {', '.join(blind)}. 'Tied with the best' there means 'too few seeds to tell'; "
             "4 seeds per configuration are the fewest at which it can."
+        ]
+    holm_floor = len(floors) * min((p for _, p in floors), default=1.0)
+    if holm_floor >= inference.ALPHA:
+        return [
+            f"with {len(floors)} configurations compared against the best, Holm multiplies the smallest "
+            f"p-value by {len(floors)}: at these seed counts no corrected p can fall below {holm_floor:.3g}, "
+            "so none can be separated from the best, whatever the values. Fewer configurations or more "
+            "seeds are needed."
+        ]
+    return []
+
+
+def _warnings(table: MetricTable, options: Options, has_baseline: bool) -> list[str]:
+    """Few seeds, a test that cannot separate anything, a baseline that is not there."""
+    warnings = []
+    few = [f"{r.name} (n={r.summary.n})" for r in table.rows if 0 < r.summary.n < MIN_SEEDS]
+    if few:
+        warnings.append(
+            f"fewer than {MIN_SEEDS} seeds: {', '.join(few)}; their intervals and tests are unreliable."
         )
+    warnings += _test_floor_warnings(table)
     if options.baseline is not None and not has_baseline:
         warnings.append(f"baseline {options.baseline!r} has no value here: no probability of improvement.")
     return warnings

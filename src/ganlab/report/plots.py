@@ -183,6 +183,7 @@ def plot_budget(envs: list[Environment], path: Path) -> Path | None:
         for i, (name, curve) in enumerate(env.budget.items()):
             ax.plot(curve.k, curve.expected, marker="o", color=color(i), label=name)
             ax.fill_between(curve.k, curve.low, curve.high, color=color(i), alpha=0.2, linewidth=0)
+        ax.set_xticks(range(1, max(len(c.k) for c in env.budget.values()) + 1))
         ax.set(
             title=env_title(env),
             xlabel="configurations tried (k)",
