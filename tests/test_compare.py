@@ -1,4 +1,5 @@
-"""``python -m ganlab.compare`` on synthetic sweep folders (no training), against hand-computed numbers."""
+"""``python -m ganlab.compare`` on synthetic sweep folders (no training): environments, the numbers of
+report.json against independent computations, failures, budget, protocols, bad input."""
 
 from __future__ import annotations
 
@@ -6,111 +7,41 @@ import base64
 import csv
 import json
 import math
+import re
 from functools import partial
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-import yaml
+from scipy import stats
 
 from ganlab.callbacks.evaluation import Evaluation
 from ganlab.compare import main
 from ganlab.data.toy import Grid25
 from ganlab.metrics.modes import ModeMetrics
 from ganlab.report.collect import collect_runs, parse_overrides
-from ganlab.report.plots import mean_band
-from ganlab.report.stats import (
-    available_metrics,
-    describe,
-    group,
-    higher_is_better,
-    is_collapsed,
-    rank,
-    swept_params,
-)
+from ganlab.report.stats import available_metrics, group, higher_is_better, is_collapsed, swept_params
+from report.sweepdata import make_run, modes_sweep, report_json
 
-T_975_2 = 4.3027  # Student t quantile, 0.975, 2 degrees of freedom (printed tables)
-# metrics_meta as ganlab's metrics declare it (checked against the metric classes in tests/metrics)
-DECLARED = {
-    **{
-        f"metrics/{k}": {"direction": "max", "range": [0, 1]}
-        for k in ("hq", "precision", "recall", "coverage")
-    },
-    "metrics/modes": {"direction": "max", "range": [0, 25]},
-    "metrics/n_modes": {"direction": None, "range": [25, 25]},
-    "metrics/fid": {"direction": "min", "range": [0, None]},
+CONTRACT_CONFIG_KEYS = {
+    "name",
+    "n",
+    "seeds",
+    "values",
+    "mean",
+    "median",
+    "iqm",
+    "std",
+    "ci",
+    "ci_method",
+    "best",
+    "tied_with_best",
+    "p_vs_best",
+    "prob_improvement_vs_baseline",
+    "wall_s_mean",
+    "g_steps_mean",
+    "failures",
 }
-
-
-def make_run(
-    sweep: Path,
-    name: str,
-    overrides: list[str],
-    status: str | None = "completed",
-    metrics: dict | None = None,
-    curves: dict[str, list[tuple[int, float]]] | None = None,
-    picture: bool = True,
-    meta: dict | None = None,
-) -> Path:
-    """A run folder as ganlab.train leaves it; ``status=None``: no summary.json (hard crash). ``meta``:
-    summary.json's ``metrics_meta`` (default: the declarations of ``metrics`` in :data:`DECLARED`)."""
-    run = sweep / name
-    (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
-    seed = int(parse_overrides(overrides).get("seed", 0))
-    if status is not None:
-        summary = {
-            "status": status,
-            "g_steps": 40 + seed,
-            "d_steps": 40,
-            "wall_s": 1.25 + seed,
-            "seed": seed,
-            "overrides": overrides,
-            "metrics": metrics or {},
-            "metrics_meta": {k: DECLARED[k] for k in metrics or {} if k in DECLARED}
-            if meta is None
-            else meta,
-            "error": None,
-            "samples": "samples/final.png" if picture else None,
-        }
-        (run / "summary.json").write_text(json.dumps(summary))
-    curves = curves or {}
-    columns = sorted(curves)
-    with open(run / "metrics.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", *columns, "step"])
-        writer.writerow([0, *[""] * len(columns), 9])  # a training row without metrics
-        for i, key in enumerate(columns):
-            for step, value in curves[key]:
-                writer.writerow([0, *["" if j != i else value for j in range(len(columns))], step])
-    if picture:
-        (run / "samples").mkdir()
-        plt.imsave(run / "samples" / "final.png", np.full((4, 4, 3), 0.1 * (seed + 1)))
-    return run
-
-
-def modes_sweep(sweep: Path) -> Path:
-    """loss=ns: 20, 22, 24 modes of 25; loss=hinge: 10, 14, 9 (two collapsed); max_steps is not swept."""
-    values = {"ns": [20, 22, 24], "hinge": [10, 14, 9]}
-    job = 0
-    for loss, modes in values.items():
-        for seed, m in enumerate(modes):
-            make_run(
-                sweep,
-                str(job),
-                ["trainer.max_steps=40", f"loss={loss}", f"seed={seed}"],
-                metrics={
-                    "metrics/modes": m,
-                    "metrics/n_modes": 25,
-                    "metrics/hq": 0.5 + 0.1 * seed,
-                    "loss/d": 0.7,
-                },
-                curves={"metrics/modes": [(10, m - 2), (20, m)]},
-            )
-            job += 1
-    return sweep
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -118,44 +49,211 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def table_row(markdown: str, first_cells: str) -> str:
-    """The line of a Markdown table that starts with ``| first_cells``."""
-    lines = [line for line in markdown.splitlines() if line.startswith(f"| {first_cells}")]
-    assert lines, f"no row starting with {first_cells!r}"
-    return lines[0]
+def two_datasets(sweep: Path) -> Path:
+    """grid25 (25 modes): ns 20, 22, 24 and hinge 10, 14, 9; ring8 (8 modes): hinge 8, 8, 7 and ns 3, 4, 2."""
+    modes_sweep(sweep)
+    for loss, modes in {"hinge": [8, 8, 7], "ns": [3, 4, 2]}.items():
+        for seed, m in enumerate(modes):
+            make_run(
+                sweep,
+                f"ring8_{loss}_{seed}",
+                ["data=ring8", "trainer.max_steps=40", f"loss={loss}", f"seed={seed}"],
+                metrics={"metrics/modes": m, "metrics/n_modes": 8, "metrics/hq": 0.9 - 0.1 * seed},
+                meta={
+                    "metrics/modes": {"direction": "max", "range": [0, 8]},
+                    "metrics/hq": {"direction": "max", "range": [0, 1]},
+                },
+                protocol={"modes": {"n_modes": 8, "n_fake": 2500, "fake_seed": seed}},
+            )
+    return sweep
 
 
-def test_describe_against_hand_computed_values():
-    s = describe([20.0, 22.0, 24.0])
-    assert (s.n, s.mean, s.std) == (3, 22.0, 2.0)
-    assert s.ci == pytest.approx(T_975_2 * 2.0 / math.sqrt(3), rel=1e-4)
-    s = describe([10.0, 14.0, 9.0])  # deviations -1, 3, -2: variance 14 / 2 = 7
-    assert s.mean == 11.0 and s.std == pytest.approx(math.sqrt(7))
-    assert s.ci == pytest.approx(T_975_2 * math.sqrt(7) / math.sqrt(3), rel=1e-4)
-    s = describe([0.5, 1.5])  # t(0.975, 1) = 12.706
-    assert s.ci == pytest.approx(12.706 * math.sqrt(0.5) / math.sqrt(2), rel=1e-4)
-    assert describe([3.0]) == describe([3.0]).__class__(1, 3.0, None, None)
-    assert describe([]).mean is None
-
-
-def test_report_numbers_ranking_and_varying_params(tmp_path, capsys):
-    sweep = modes_sweep(tmp_path / "sweep")
-    assert main([str(sweep)]) == 0
-    out = sweep / "report"
-    md = (out / "report.md").read_text()
-    # ns first (mean 22 > 11), hand-computed CI 4.968 -> [17.03, 26.97]; hinge: 2 of 3 collapsed
-    assert table_row(md, "1 | ns |") == "| 1 | ns | 3 | 3 | 0 | 0 | 0 | 22 | 2 | ± 4.968 [17.03, 26.97] | 3 |"
-    assert table_row(md, "2 | hinge |") == (
-        "| 2 | hinge | 3 | 3 | 0 | 0 | 2 | 11 | 2.646 | ± 6.572 [4.428, 17.57] | 3 |"
+def test_each_dataset_is_ranked_apart_and_report_json_keeps_the_contract(tmp_path, capsys):
+    sweep = two_datasets(tmp_path / "sweep")
+    assert main([str(sweep), "--baseline", "loss=hinge"]) == 0
+    data = report_json(sweep / "report")
+    assert (
+        data["sweep"] == str(sweep.resolve()) and data["by"] == ["data"] and data["baseline"] == "loss=hinge"
     )
-    assert md.index("| 1 | ns |") < md.index("| 2 | hinge |")
-    assert "Best configuration: loss=ns (metrics/modes 22 ± 4.968" in md
-    assert "metrics/modes, higher is better" in md and "collapsed when" in md
-    assert "max_steps" not in md  # the same in every run: not a swept parameter
-    assert "metrics/n_modes" not in md.split("## Runs")[0]  # a data constant, not a result
-    rows = read_csv(out / "runs.csv")
-    assert list(rows[0])[:6] == ["run", "loss", "seed", "status", "g_steps", "wall_s"]
-    assert "Best configuration: loss=ns" in capsys.readouterr().out
+    envs = {e["key"]["data"]: e for e in data["environments"]}
+    assert set(envs) == {"grid25", "ring8"}
+    assert envs["grid25"]["winner"] == "loss=ns" and envs["ring8"]["winner"] == "loss=hinge"
+    assert envs["grid25"]["range"] == [0, 25] and envs["ring8"]["range"] == [0, 8]
+    assert envs["ring8"]["protocol"] == {
+        "modes": {"n_modes": 8, "n_fake": 2500}
+    }  # fake_seed follows the seed
+    for env in envs.values():
+        assert env["metric"] == "metrics/modes" and env["direction"] == "max"
+        assert {"tied_with_winner", "warnings"} <= set(env)
+        for config in env["configurations"]:
+            assert CONTRACT_CONFIG_KEYS <= set(config)
+            assert set(config["failures"]) >= {"diverged", "collapsed", "n", "diverged_ci", "collapsed_ci"}
+    assert data["damaged"] == []
+    out = capsys.readouterr().out
+    assert "data=grid25: best loss=ns" in out and "data=ring8: best loss=hinge" in out
+
+
+def test_statistics_tests_and_improvement_match_independent_computations(tmp_path):
+    values = {"a": [20, 22, 24, 23, 21], "b": [10, 14, 9, 12, 11], "c": [21, 19, 22, 20, 18]}
+    sweep = modes_sweep(tmp_path / "sweep", values)
+    assert main([str(sweep), "--baseline", "loss=b"]) == 0
+    (env,) = report_json(sweep / "report")["environments"]
+    rows = {c["name"]: c for c in env["configurations"]}
+    assert [c["name"] for c in env["configurations"]] == ["loss=a", "loss=c", "loss=b"]
+    a, b, c = (rows[f"loss={k}"] for k in "abc")
+    assert a["seeds"] == [0, 1, 2, 3, 4] and a["values"] == values["a"]
+    assert (a["mean"], a["median"]) == (pytest.approx(22.0), pytest.approx(22.0))
+    assert a["iqm"] == pytest.approx(22.0)  # 5 values: one cut at each end -> mean of 21, 22, 23
+    assert c["iqm"] == pytest.approx(20.0) and c["median"] == pytest.approx(20.0)
+    assert a["std"] == pytest.approx(np.std(values["a"], ddof=1))
+    rng = np.random.default_rng(0)
+    resampled = np.array(values["a"], dtype=float)[rng.integers(0, 5, (10_000, 5))].mean(axis=1)
+    assert a["ci"] == pytest.approx(list(np.percentile(resampled, [2.5, 97.5])))
+    assert a["ci_method"] == "bootstrap-percentile"
+    p_c = stats.mannwhitneyu(values["a"], values["c"]).pvalue
+    p_b = stats.mannwhitneyu(values["a"], values["b"]).pvalue  # 2 / C(10, 5): complete separation
+    assert p_b == pytest.approx(2 / 252) and p_b < p_c
+    assert b["p_vs_best"] == pytest.approx(2 * p_b)  # Holm: the smaller of two p-values times 2
+    assert c["p_vs_best"] == pytest.approx(max(2 * p_b, p_c))  # the larger times 1, kept monotone
+    assert c["p_vs_best_uncorrected"] == pytest.approx(p_c)
+    assert a["best"] and a["p_vs_best"] is None and not a["tied_with_best"]
+    assert not b["tied_with_best"] and c["tied_with_best"] == (c["p_vs_best"] >= 0.05)
+    assert env["tied_with_winner"] == (["loss=c"] if c["tied_with_best"] else [])
+    assert a["prob_improvement_vs_baseline"] == 1.0 and b["prob_improvement_vs_baseline"] == 0.5
+    assert c["prob_improvement_vs_baseline"] == 1.0  # paired by seed: 21>10, 19>14, 22>9, 20>12, 18>11
+    assert a["wall_s_mean"] == pytest.approx(1.25 + 2.0) and a["g_steps_mean"] == pytest.approx(42.0)
+
+
+def test_other_metrics_are_sorted_by_themselves(tmp_path):
+    sweep = tmp_path / "sweep"
+    for i, (loss, modes, hq) in enumerate([("x", 20, 0.1), ("y", 10, 0.9), ("z", 15, 0.5)]):
+        make_run(sweep, str(i), [f"loss={loss}"], metrics={"metrics/modes": modes, "metrics/hq": hq})
+    assert main([str(sweep)]) == 0
+    (env,) = report_json(sweep / "report")["environments"]
+    assert [c["name"] for c in env["configurations"]] == ["loss=x", "loss=z", "loss=y"]
+    (hq,) = [t for t in env["other_metrics"] if t["metric"] == "metrics/hq"]
+    assert [c["name"] for c in hq["configurations"]] == ["loss=y", "loss=z", "loss=x"]
+    md = (sweep / "report" / "report.md").read_text()
+    table = md[md.index("### metrics/hq") if "### metrics/hq" in md else md.index("metrics/hq (sorted") :]
+    assert table.index("loss=y") < table.index("loss=z") < table.index("loss=x")
+
+
+def test_few_seeds_are_warned_about_and_three_against_three_is_explained(tmp_path):
+    sweep = modes_sweep(tmp_path / "sweep", {"a": [20, 22, 24], "b": [10, 14, 9], "c": [5, 6]})
+    assert main([str(sweep)]) == 0
+    (env,) = report_json(sweep / "report")["environments"]
+    assert any("fewer than 3 seeds" in w and "loss=c (n=2)" in w for w in env["warnings"])
+    assert any("cannot reach p < 0.05" in w and "min p = 0.1" in w for w in env["warnings"])
+    b = next(c for c in env["configurations"] if c["name"] == "loss=b")
+    assert b["tied_with_best"] and b["p_vs_best"] >= 0.1  # completely separated, yet 3 vs 3 cannot tell
+    page = (sweep / "report" / "report.html").read_text()
+    assert page.count('class="warn"') >= 2 and "min p = 0.1" in page
+    assert "seeds per configuration would separate loss=a from loss=b" in page
+
+
+def test_holm_over_many_configurations_is_warned_about(tmp_path):
+    # 4 seeds each: min exact p = 2/70 = 0.0286 < 0.05, but Holm over 3 comparisons gives at least 0.0857
+    sweep = modes_sweep(
+        tmp_path / "sweep", {k: [v, v + 1, v + 2, v + 3] for k, v in zip("abcd", (20, 1, 2, 3), strict=True)}
+    )
+    assert main([str(sweep)]) == 0
+    (env,) = report_json(sweep / "report")["environments"]
+    assert any("no corrected p can fall below 0.0857" in w for w in env["warnings"])
+    assert all(c["tied_with_best"] for c in env["configurations"][1:])  # completely separated, yet tied
+    assert env["configurations"][1]["p_vs_best"] == pytest.approx(3 * 2 / 70)
+
+
+def test_t_interval_option_is_clipped_to_the_range(tmp_path):
+    sweep = modes_sweep(tmp_path / "sweep", {"a": [24, 25], "b": [1, 2]})
+    assert main([str(sweep), "--ci", "t"]) == 0
+    (env,) = report_json(sweep / "report")["environments"]
+    a = env["configurations"][0]
+    half = stats.t.ppf(0.975, 1) * np.std([24, 25], ddof=1) / math.sqrt(2)  # 6.35
+    assert a["ci"] == pytest.approx([24.5 - half, 25]) and a["ci_method"] == "t"
+
+
+def test_runs_under_different_protocols_are_never_ranked_together(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        for loss, n_fake, fid in (("a", 10_000, 30.0 + seed), ("b", 2_000, 20.0 + seed)):
+            protocol = {"fid": {"feature_net_sha256": "abc", "n_fake": n_fake, "fake_seed": seed}}
+            make_run(
+                sweep,
+                f"{loss}{seed}",
+                [f"loss={loss}", f"seed={seed}"],
+                metrics={"metrics/fid": fid},
+                protocol=protocol,
+            )
+    assert main([str(sweep)]) == 0
+    data = report_json(sweep / "report")
+    assert len(data["environments"]) == 2
+    for env in data["environments"]:
+        assert len(env["configurations"]) == 1 and env["winner"] == env["configurations"][0]["name"]
+        assert any("different protocols" in w for w in env["warnings"])
+    assert sorted(e["protocol"]["fid"]["n_fake"] for e in data["environments"]) == [2000, 10_000]
+    assert '"feature_net_sha256": "abc"' in (sweep / "report" / "report.md").read_text()
+
+
+def test_failures_with_wilson_intervals_and_when_runs_diverged(tmp_path):
+    sweep = tmp_path / "sweep"
+    modes = {"metrics/modes": 20, "metrics/n_modes": 25}
+    make_run(sweep, "0", ["loss=a", "seed=0"], metrics=modes)
+    make_run(sweep, "1", ["loss=a", "seed=1"], status="diverged", diverged_at=120)
+    make_run(sweep, "2", ["loss=a", "seed=2"], status="diverged", diverged_at=75)
+    make_run(sweep, "3", ["loss=a", "seed=3"], metrics={**modes, "metrics/modes": 3})  # collapsed
+    make_run(sweep, "4", ["loss=b", "seed=0"], status=None)  # hard crash: no summary.json
+    make_run(sweep, "5", ["loss=b", "seed=1"], metrics=modes)
+    assert main([str(sweep)]) == 0
+    (env,) = report_json(sweep / "report")["environments"]
+    assert env["key"] == {"data": "grid25"}  # the crashed run's data from .hydra/hydra.yaml: same environment
+    a = next(c for c in env["configurations"] if c["name"] == "loss=a")["failures"]
+    assert (a["diverged"], a["collapsed"], a["n"], a["diverged_at"]) == (2, 1, 4, [120, 75])
+    z = stats.norm.ppf(0.975)
+    centre, half = (2 + z**2 / 2) / (4 + z**2), z / (4 + z**2) * math.sqrt(2 * 2 / 4 + z**2 / 4)
+    assert a["diverged_ci"] == pytest.approx([centre - half, centre + half])
+    md = (sweep / "report" / "report.md").read_text()
+    assert "| loss=a | 4 | 2/4 [" in md and "| 120, 75 |" in md
+
+
+def test_budget_curves_for_several_configurations_per_fix(tmp_path):
+    sweep = tmp_path / "sweep"
+    means = {
+        ("ns", "1e-3"): 20,
+        ("ns", "1e-4"): 10,
+        ("ns", "3e-4"): 15,
+        ("hinge", "1e-3"): 5,
+        ("hinge", "1e-4"): 7,
+    }
+    for (fix, lr), m in means.items():
+        for seed in range(2):
+            make_run(
+                sweep,
+                f"{fix}{lr}{seed}",
+                [f"fix={fix}", f"lr={lr}", f"seed={seed}"],
+                metrics={"metrics/modes": m + seed},
+            )
+    assert main([str(sweep)]) == 0
+    data = report_json(sweep / "report")
+    assert data["family"] == "fix"
+    budget = data["environments"][0]["budget"]
+    # ns: mean scores 20.5, 10.5, 15.5 -> E[best of 1] = 15.5, of 2 = (15.5 + 20.5 + 20.5) / 3, of 3 = 20.5
+    assert budget["fix=ns"]["expected"] == pytest.approx([15.5, 56.5 / 3, 20.5])
+    assert budget["fix=hinge"]["expected"] == pytest.approx([6.5, 7.5])
+    assert (sweep / "report" / "budget.png").is_file()
+
+
+def test_html_is_self_contained_with_every_plot(tmp_path):
+    sweep = two_datasets(tmp_path / "sweep")
+    assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out" / "report.html").read_text()
+    images = page.split('src="data:image/png;base64,')[1:]
+    # curves, diagnostics (not logged: none), finals, wall time, samples per environment (2)
+    assert len(images) == 5
+    for image in images:
+        assert base64.b64decode(image.split('"')[0]).startswith(b"\x89PNG")
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", page)
+    for reference in ("Agarwal", "Lucic", "Kurach", "Wilson 1927", "Holm 1979", "Mann, Whitney 1947"):
+        assert reference in page
 
 
 def test_runs_csv_equals_summary_json(tmp_path):
@@ -182,36 +280,6 @@ def test_runs_csv_equals_summary_json(tmp_path):
             value = summary["metrics"].get(key)
             assert (row[key] == "") if value is None else (float(row[key]) == value)
     assert not (sweep / "report").exists()  # --out used instead
-
-
-def test_failed_diverged_missing_killed_and_collapsed_runs_are_counted(tmp_path):
-    sweep = tmp_path / "sweep"
-
-    def modes(m: int) -> dict[str, int]:
-        return {"metrics/modes": m, "metrics/n_modes": 25}
-
-    make_run(sweep, "0", ["loss=a", "seed=0"], metrics=modes(20))
-    make_run(sweep, "1", ["loss=a", "seed=1"], status="failed")
-    make_run(sweep, "2", ["loss=a", "seed=2"], status="diverged", metrics=modes(1))
-    make_run(sweep, "3", ["loss=a", "seed=3"], status=None)  # hard crash: no summary.json
-    make_run(sweep, "4", ["loss=b", "seed=0"], metrics=modes(12))  # 12 < 12.5: collapsed
-    make_run(sweep, "5", ["loss=b", "seed=1"], status="running")  # no live process: killed
-    (sweep / "not_a_run").mkdir()
-    assert main([str(sweep)]) == 0
-    md = (sweep / "report" / "report.md").read_text()
-    # only run 0 counts for a's statistics (diverged modes=1 excluded): n=1, CI undefined
-    assert table_row(md, "1 | a |") == "| 1 | a | 4 | 1 | 1 | 2 | 0 | 20 | — | undefined (n=1) | 1 |"
-    assert table_row(md, "2 | b |") == "| 2 | b | 2 | 1 | 0 | 1 | 1 | 12 | — | undefined (n=1) | 1 |"
-    status = {r["run"]: (r["status"], r["collapsed"]) for r in read_csv(sweep / "report" / "runs.csv")}
-    assert status == {
-        "0": ("completed", "no"),
-        "1": ("failed", ""),
-        "2": ("diverged", ""),
-        "3": ("missing", ""),
-        "4": ("completed", "yes"),
-        "5": ("killed", ""),
-    }
-    assert "Runs: 6 run folders" in md
 
 
 def test_collapse_definition(tmp_path):
@@ -248,35 +316,6 @@ def test_collapse_definition(tmp_path):
     }
 
 
-def test_ranking_directions_and_missing_values(tmp_path):
-    sweep = tmp_path / "sweep"
-    fids = {"x": [30.0, 32.0], "y": [10.0, 12.0], "z": [20.0, 22.0]}
-    for i, (lr, values) in enumerate(fids.items()):
-        for seed, fid in enumerate(values):
-            make_run(sweep, f"{i}{seed}", [f"optim.lr={lr}", f"seed={seed}"], metrics={"metrics/fid": fid})
-    make_run(sweep, "30", ["optim.lr=w", "seed=0"], status="failed")
-    runs = collect_runs(sweep)
-    configs = group(runs, swept_params(runs))
-    assert [c.label for c in rank(configs, "metrics/fid", higher=False)] == [
-        "optim.lr=y",
-        "optim.lr=z",
-        "optim.lr=x",
-        "optim.lr=w",
-    ]
-    assert [c.label for c in rank(configs, "metrics/fid", higher=True)] == [
-        "optim.lr=x",
-        "optim.lr=z",
-        "optim.lr=y",
-        "optim.lr=w",
-    ]
-    assert main([str(sweep), "--metric", "fid"]) == 0  # short name; lower is better as FID declares it
-    md = (sweep / "report" / "report.md").read_text()
-    assert "metrics/fid, lower is better (declared by the metric)" in md
-    ranks = [table_row(md, f"{r} | {lr} |") for r, lr in (("1", "y"), ("2", "z"), ("3", "x"), ("—", "w"))]
-    assert [md.index(row) for row in ranks] == sorted(md.index(row) for row in ranks)
-    assert "Best configuration: optim.lr=y (metrics/fid 11 ± " in md
-
-
 def score_sweep(sweep: Path, directions: list[str | None]) -> Path:
     """A user's metric ``metrics/score``: lr=a scores 1 and 2, lr=b 5 and 6; run i declares directions[i]
     (None: it declares nothing)."""
@@ -288,9 +327,11 @@ def score_sweep(sweep: Path, directions: list[str | None]) -> Path:
 
 
 def best_line(sweep: Path, metric: str, *flags: str) -> str:
+    """``Best configuration: <winner> (<metric> <mean>``, from report.json."""
     assert main([str(sweep), "--metric", metric, *flags]) == 0
-    md = (sweep / "report" / "report.md").read_text()
-    return md[md.index("Best configuration:") :].splitlines()[0]
+    (env,) = report_json(sweep / "report")["environments"]
+    best = env["configurations"][0]
+    return f"Best configuration: {best['name']} ({env['metric']} {best['mean']:.4g}"
 
 
 @pytest.mark.parametrize(
@@ -356,53 +397,38 @@ def test_parse_overrides():
     }
 
 
-def test_mean_band():
-    steps, mean, low, high = mean_band([[(0, 1.0), (10, 3.0)], [(0, 3.0), (10, 5.0), (20, 7.0)]])
-    assert steps.tolist() == [0, 10, 20] and mean.tolist() == [2.0, 4.0, 7.0]
-    assert low.tolist() == [1.0, 3.0, 7.0] and high.tolist() == [3.0, 5.0, 7.0]
+BAD = {
+    "no_folder": ([], "does not exist"),
+    "no_run": ([], "holds no run folder"),
+    "unknown_metric": (["--metric", "metrics/bogus"], "'metrics/bogus'"),
+    "unknown_direction": (["--metric", "loss/d"], "'loss/d'"),
+    "unknown_by": (["--by", "data,bogus"], "'bogus' is not an override or config group"),
+    "unknown_baseline": (["--baseline", "loss=nope"], "--baseline 'loss=nope' is no configuration"),
+    "unknown_family": (["--family", "seed"], "--family 'seed' is not a swept parameter"),
+}
 
 
-def test_html_is_self_contained(tmp_path):
-    sweep = modes_sweep(tmp_path / "sweep")
-    assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
-    page = (tmp_path / "out" / "report.html").read_text()
-    images = page.split('src="data:image/png;base64,')[1:]
-    assert len(images) == 3  # curves, final values, samples
-    for image in images:
-        assert base64.b64decode(image.split('"')[0]).startswith(b"\x89PNG")
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "runs.csv",
-        "report.md",
-        "report.html",
-        "curves.png",
-        "finals.png",
-        "samples.png",
-    }
-
-
-@pytest.mark.parametrize("case", ["no_folder", "no_run", "unknown_metric", "unknown_direction"])
-def test_bad_input_exit_2_and_nothing_written(tmp_path, capsys, case):
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exit_2_and_nothing_written_or_destroyed(tmp_path, capsys, case):
     sweep = tmp_path / "sweep"
     if case != "no_folder":
         sweep.mkdir()
         (sweep / "notes.txt").write_text("not a run")
-    if case in ("unknown_metric", "unknown_direction"):
-        make_run(sweep, "0", ["seed=0"], metrics={"metrics/modes": 3, "loss/d": 0.5})
-    args = {
-        "no_folder": [],
-        "no_run": [],
-        "unknown_metric": ["--metric", "metrics/bogus"],
-        "unknown_direction": ["--metric", "loss/d"],
-    }[case]
-    assert main([str(sweep), *args, "--out", str(tmp_path / "out")]) == 2
+    if case not in ("no_folder", "no_run"):
+        for seed in range(2):
+            metrics = {"metrics/modes": 3 + seed, "loss/d": 0.5}
+            make_run(sweep, f"{seed}", ["loss=ns", f"seed={seed}"], metrics=metrics)
+    earlier = tmp_path / "out"
+    earlier.mkdir()
+    (earlier / "report.html").write_text("an earlier report")
+    args, expected = BAD[case]
+    assert main([str(sweep), *args, "--out", str(earlier)]) == 2
     err = capsys.readouterr().err
-    expected = {
-        "no_folder": str(sweep),
-        "no_run": "holds no run folder",
-        "unknown_metric": "'metrics/bogus'",
-        "unknown_direction": "'loss/d'",
-    }[case]
     assert expected in err and err.count("\n") == 1
     if case == "unknown_metric":
         assert "metrics/modes" in err  # the available ones are listed
-    assert not (tmp_path / "out").exists() and not (sweep / "report").exists()
+    if case == "unknown_by":
+        assert "valid axes:" in err and "loss" in err
+    assert [p.name for p in earlier.iterdir()] == ["report.html"]
+    assert (earlier / "report.html").read_text() == "an earlier report"
+    assert not (sweep / "report").exists()

@@ -42,15 +42,10 @@ def compare(sweep: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def ranking_rows(report: str) -> dict[str, list[str]]:
-    """Rows of the report's ranking table, keyed by their configuration cell."""
-    table = report.split("## Ranking by", 1)[1].split("\n## ", 1)[0]
-    rows = [
-        [c.strip() for c in line.strip("|").split("|")]
-        for line in table.splitlines()
-        if line.startswith("| ")
-    ]
-    return {row[1]: row for row in rows[1:] if not set(row[1]) <= {"-", " "}}
+def ranking_rows(report: dict) -> dict[str, dict]:
+    """The configurations of report.json's only environment, keyed by their name."""
+    (env,) = report["environments"]
+    return {c["name"]: c for c in env["configurations"]}
 
 
 @pytest.mark.slow
@@ -69,15 +64,15 @@ def test_parallel_sweep_report_matches_the_runs_summaries(tmp_path):
         assert float(runs[name]["metrics/hq"]) == pytest.approx(summary["metrics"]["metrics/hq"], rel=1e-12)
         assert runs[name]["status"] == "completed" and int(runs[name]["g_steps"]) == 6
 
-    rows = ranking_rows((sweep / "report" / "report.md").read_text())
+    rows = ranking_rows(json.loads((sweep / "report" / "report.json").read_text()))
     for loss in ("non_saturating", "hinge"):
         modes = [
             s["metrics"]["metrics/modes"] for s in summaries.values() if f"loss={loss}" in s["overrides"]
         ]
-        row = rows[loss]
-        assert row[2] == "2"  # runs
-        assert float(row[7]) == pytest.approx(np.mean(modes), abs=1e-3)
-        assert float(row[8]) == pytest.approx(np.std(modes, ddof=1), abs=1e-3)
+        row = rows[f"loss={loss}"]
+        assert row["n"] == 2 and row["failures"]["n"] == 2  # runs
+        assert row["mean"] == pytest.approx(np.mean(modes), rel=1e-12)
+        assert row["std"] == pytest.approx(np.std(modes, ddof=1), rel=1e-12)
 
 
 @pytest.mark.slow

@@ -21,6 +21,10 @@ from ganlab.summary import is_alive
 
 MISSING = "missing"  # no (readable) summary.json: the process died before writing it, or still starts
 KILLED = "killed"  # summary.json says "running" but no such process is alive
+DEFAULT = "(default)"  # the value of a parameter in a run that does not set it
+# Protocol entries that follow the run's own seed (the evaluation's noise seed is ${seed}): they differ
+# between the seeds of one configuration by design, so runs need not agree on them to be compared.
+PER_RUN_PROTOCOL_KEYS = ("fake_seed",)
 
 
 @dataclass
@@ -36,6 +40,8 @@ class Run:
     metrics: dict[str, float | None] = field(default_factory=dict)
     n_modes: int | None = None
     error: str | None = None
+    damage: str | None = None  # why the folder is damaged (unreadable summary.json, empty metrics.csv)
+    choices: dict[str, str] = field(default_factory=dict)  # config group -> option, as Hydra recorded it
 
     @property
     def seed(self) -> int | None:
@@ -48,6 +54,28 @@ class Run:
         ``metrics_meta``; ``None`` when it declared nothing."""
         declared = self.summary.get("metrics_meta")
         return MetricMeta.from_json(declared.get(metric)) if isinstance(declared, dict) else None
+
+    def protocol(self, metric: str) -> dict[str, Any]:
+        """How ``metric`` (``metrics/<value>``) was computed: the ``metrics_protocol`` entry of the metric
+        that reports it (the entry whose name is the value's, or its prefix before ``_``: ``kid`` for
+        ``kid_mean``), else every entry (a value such as ``hq`` that its metric reports under another
+        name is compared only where all protocols agree); ``{}`` when the run recorded none."""
+        protocols = self.summary.get("metrics_protocol")
+        if not isinstance(protocols, dict):
+            return {}
+        shared = {
+            name: {k: v for k, v in p.items() if k not in PER_RUN_PROTOCOL_KEYS} if isinstance(p, dict) else p
+            for name, p in protocols.items()
+        }
+        value = metric.removeprefix("metrics/")
+        for name, protocol in shared.items():
+            if value == name or value.startswith(f"{name}_"):
+                return {name: protocol}
+        return shared
+
+    def axis(self, key: str) -> str:
+        """The run's value of ``key``: its override, else its config group choice, else ``(default)``."""
+        return self.overrides.get(key) or str(self.choices.get(key, DEFAULT))
 
     @property
     def samples(self) -> Path | None:
@@ -93,6 +121,17 @@ def _read_overrides(path: Path, summary: dict[str, Any]) -> dict[str, str]:
     return parse_overrides(yaml.safe_load(file.read_text()) or [])
 
 
+def _read_choices(path: Path, summary: dict[str, Any]) -> dict[str, str]:
+    """summary.json's ``choices``, else Hydra's (``.hydra/hydra.yaml``: a run that died before its own)."""
+    if isinstance(summary.get("choices"), dict):
+        return summary["choices"]
+    try:
+        hydra = yaml.safe_load((path / ".hydra" / "hydra.yaml").read_text()) or {}
+        return dict(hydra["hydra"]["runtime"]["choices"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return {}
+
+
 def _read_summary(path: Path) -> tuple[dict[str, Any], str | None]:
     """The summary and ``None``, or ``{}`` and why it could not be read."""
     file = path / "summary.json"
@@ -112,9 +151,23 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _csv_damage(path: Path) -> str | None:
+    """Why ``metrics.csv`` is damaged (present but empty: not even its header), else ``None``."""
+    try:
+        with open(path / "metrics.csv") as f:
+            header = f.readline()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"metrics.csv unreadable: {exc}"
+    return None if header.strip() else "metrics.csv is empty"
+
+
 def read_run(path: Path) -> Run:
-    """One run folder as a :class:`Run`."""
+    """One run folder as a :class:`Run`. A folder whose summary.json exists but cannot be read (truncated)
+    or whose metrics.csv is empty is *damaged*: kept, with the reason in ``damage``."""
     summary, problem = _read_summary(path)
+    damage = [p for p in (problem if (path / "summary.json").is_file() else None, _csv_damage(path)) if p]
     status = MISSING if problem else str(summary.get("status"))
     error = problem or summary.get("error")
     if status == "running" and not is_alive(summary):
@@ -122,7 +175,9 @@ def read_run(path: Path) -> Run:
     metrics = {str(k): _number(v) for k, v in (summary.get("metrics") or {}).items()}
     n_modes = metrics.get("metrics/n_modes")
     n_modes = int(n_modes) if n_modes is not None else None
-    return Run(path.name, path, status, _read_overrides(path, summary), summary, metrics, n_modes, error)
+    overrides, choices = _read_overrides(path, summary), _read_choices(path, summary)
+    damaged = "; ".join(damage) or None
+    return Run(path.name, path, status, overrides, summary, metrics, n_modes, error, damaged, choices)
 
 
 def collect_runs(sweep_dir: Path) -> list[Run]:
@@ -131,7 +186,7 @@ def collect_runs(sweep_dir: Path) -> list[Run]:
     return [read_run(p) for p in folders]
 
 
-def read_curves(run: Run, prefix: str = "metrics/") -> dict[str, list[tuple[int, float]]]:
+def read_curves(run: Run, prefix: str | tuple[str, ...] = "metrics/") -> dict[str, list[tuple[int, float]]]:
     """The ``(step, value)`` series of each ``metrics.csv`` column that starts with ``prefix`` (empty
     cells skipped; ``{}`` when the file is missing or unreadable)."""
     curves: dict[str, list[tuple[int, float]]] = {}

@@ -1,21 +1,15 @@
-"""Configurations (runs that differ only by seed), statistics over seeds, ranking, and the definition of a
-collapsed run.
+"""Configurations (runs that differ only by seed), the swept parameters, the metrics a sweep has, and the
+definition of a collapsed run.
 
-Statistics of a metric over the runs of a configuration use the *completed* runs that have a value for it
-(JSON null, e.g. reverse KL without a high-quality sample, is no value): mean, sample standard deviation
-(``ddof=1``) and the half-width of the 95% Student-t confidence interval of the mean,
-``t.ppf(0.975, n - 1) * std / sqrt(n)``; std and CI are undefined (``None``) for n = 1.
+Values of a metric over the runs of a configuration are those of the *completed* runs that have one (JSON
+null, e.g. reverse KL without a high-quality sample, is no value).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-import numpy as np
-from scipy import stats
-
-from ganlab.report.collect import Run
+from ganlab.report.collect import DEFAULT, Run
 
 # Collapse thresholds, the only place they are set. Only a *completed* run can be collapsed (a diverged
 # run counts as diverged). Toy data (metrics/modes): fewer than COLLAPSE_MODES_FRACTION of the data's
@@ -32,7 +26,6 @@ COLLAPSE_DEFINITION = (
 FAILED_DEFINITION = "failed = status failed, interrupted, killed (running without a live process) or missing"
 
 SEED = "seed"
-DEFAULT = "(default)"  # the value of a swept parameter in a run that does not override it
 
 
 def higher_is_better(runs: list[Run], metric: str) -> bool | None:
@@ -41,6 +34,17 @@ def higher_is_better(runs: list[Run], metric: str) -> bool | None:
     declared = (r.meta(metric) for r in runs)
     directions = {m.direction for m in declared if m is not None and m.direction is not None}
     return directions == {"max"} if len(directions) == 1 else None
+
+
+def declared_range(runs: list[Run], metric: str) -> tuple[float | None, float | None]:
+    """The range ``metric`` lies in, as the runs declare it: the widest of their declarations (``None``:
+    unbounded, also when no run declares one)."""
+    declared = [m for r in runs if (m := r.meta(metric)) is not None]
+    if not declared:
+        return None, None
+    lows, highs = [m.low for m in declared], [m.high for m in declared]
+    low = None if None in lows else min(lows)
+    return low, None if None in highs else max(highs)
 
 
 def is_collapsed(run: Run) -> bool | None:
@@ -59,28 +63,6 @@ def is_collapsed(run: Run) -> bool | None:
     return any(value < threshold for value, threshold in checks) if checks else None
 
 
-@dataclass(frozen=True)
-class Stats:
-    """Mean, sample std and 95% CI half-width of ``n`` values (``None`` where undefined)."""
-
-    n: int
-    mean: float | None = None
-    std: float | None = None
-    ci: float | None = None
-
-
-def describe(values: list[float]) -> Stats:
-    """:class:`Stats` of ``values`` (Student t CI; n = 1: std and CI undefined; n = 0: all undefined)."""
-    n = len(values)
-    if n == 0:
-        return Stats(0)
-    mean = float(np.mean(values))
-    if n == 1:
-        return Stats(1, mean)
-    std = float(np.std(values, ddof=1))
-    return Stats(n, mean, std, float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n))
-
-
 @dataclass
 class Config:
     """The runs that share the values of the swept parameters other than the seed."""
@@ -90,27 +72,22 @@ class Config:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.params.items()) or "(all runs)"
+        """The swept parameters other than the seed, ``fix=ns_r1,lr=0.001``; ``(all runs)`` for none."""
+        return ",".join(f"{k}={v}" for k, v in self.params.items()) or "(all runs)"
+
+    def by_seed(self, metric: str) -> dict[int, float]:
+        """Seed -> the metric's value, over the completed runs that have one (a run without a seed is keyed
+        by its position)."""
+        found = {
+            r.seed if r.seed is not None else -1 - i: r.metrics.get(metric)
+            for i, r in enumerate(self.runs)
+            if r.status == "completed"
+        }
+        return {seed: value for seed, value in found.items() if value is not None}
 
     def values(self, metric: str) -> list[float]:
         """The metric's values over the completed runs that have one."""
-        found = (r.metrics.get(metric) for r in self.runs if r.status == "completed")
-        return [v for v in found if v is not None]
-
-    def stats(self, metric: str) -> Stats:
-        return describe(self.values(metric))
-
-    def counts(self) -> dict[str, int]:
-        """Runs, completed, diverged, failed (everything else, see FAILED_DEFINITION) and collapsed."""
-        statuses = [r.status for r in self.runs]
-        completed, diverged = statuses.count("completed"), statuses.count("diverged")
-        return {
-            "runs": len(statuses),
-            "completed": completed,
-            "diverged": diverged,
-            "failed": len(statuses) - completed - diverged,
-            "collapsed": sum(is_collapsed(r) is True for r in self.runs),
-        }
+        return list(self.by_seed(metric).values())
 
 
 def swept_params(runs: list[Run]) -> list[str]:
@@ -128,16 +105,6 @@ def group(runs: list[Run], params: list[str]) -> list[Config]:
         values = tuple(run.overrides.get(k, DEFAULT) for k in keys)
         configs.setdefault(values, Config(dict(zip(keys, values, strict=True)))).runs.append(run)
     return list(configs.values())
-
-
-def rank(configs: list[Config], metric: str, higher: bool) -> list[Config]:
-    """Best first by the mean of ``metric``; configurations without a value last (stable otherwise)."""
-
-    def key(config: Config) -> tuple[bool, float]:
-        mean = config.stats(metric).mean
-        return (mean is None, 0.0 if mean is None else (-mean if higher else mean))
-
-    return sorted(configs, key=key)
 
 
 def available_metrics(runs: list[Run]) -> list[str]:
