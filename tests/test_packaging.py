@@ -81,7 +81,7 @@ def test_wheel_holds_every_config_asset_and_subpackage(wheel):
     assert {n for n in names if n.startswith("ganlab/conf/")} == configs
     assets = {f"ganlab/assets/{p.name}" for p in (ROOT / "src/ganlab/assets").iterdir()}
     assert {"ganlab/assets/feature_net_digits.pt", "ganlab/assets/feature_net_digits.json"} <= assets <= names
-    modules = {p.relative_to(ROOT / "src").as_posix() for p in (ROOT / "src/ganlab").rglob("*.py")}
+    modules = {p.relative_to(ROOT / "src").as_posix() for p in (ROOT / "src").rglob("*.py")}
     assert {n for n in names if n.endswith(".py")} == modules  # pyproject.toml's packages list is complete
 
 
