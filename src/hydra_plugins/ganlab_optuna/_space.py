@@ -1,10 +1,10 @@
 """The search space: Hydra's sweep syntax, read as Optuna distributions (imported when a sweep starts;
 Hydra skips modules named ``_*`` when it scans its plugins, so that a plain run does not import Optuna).
 
-``choice(a, b)`` is categorical; ``interval(lo, hi)`` is uniform over [lo, hi] (integer when both ends are
-integers), ``tag(log, interval(lo, hi))`` log-uniform; ``range(start, stop, step)`` is the integers (or
-floats) ``start, start + step, ...`` below ``stop``, as Hydra's range, kept ordered for the sampler. The
-same spellings as hydra-optuna-sweeper, so that its search spaces keep working.
+``choice(a, b)`` is categorical; ``interval(lo, hi)`` is uniform over the reals in [lo, hi] (Hydra reads
+its ends as floats), ``tag(log, interval(lo, hi))`` log-uniform; ``range(start, stop, step)`` is the
+integers ``start, start + step, ...`` below ``stop``, as Hydra's range, kept ordered for the sampler (a
+float or shuffled range is categorical). The spellings of hydra-optuna-sweeper: its search spaces work.
 """
 
 from __future__ import annotations
@@ -43,10 +43,7 @@ def _range(override: Override, sweep: RangeSweep) -> BaseDistribution:
 
 
 def _interval(sweep: IntervalSweep) -> BaseDistribution:
-    log = "log" in sweep.tags
-    if isinstance(sweep.start, int) and isinstance(sweep.end, int):
-        return IntDistribution(sweep.start, sweep.end, log=log)
-    return FloatDistribution(float(sweep.start), float(sweep.end), log=log)
+    return FloatDistribution(float(sweep.start), float(sweep.end), log="log" in sweep.tags)
 
 
 def distribution(override: Override) -> BaseDistribution:
@@ -63,16 +60,18 @@ def distribution(override: Override) -> BaseDistribution:
 
 def parse(lines: list[str], parser: OverridesParser) -> tuple[dict[str, BaseDistribution], list[str]]:
     """The search space (key -> distribution) of the sweep overrides among ``lines``, and the others
-    (plain ``key=value``), which every trial gets as they are."""
-    space: dict[str, BaseDistribution] = {}
-    fixed: list[str] = []
+    (plain ``key=value``), which every trial gets as they are. A later line for a key replaces an earlier
+    one (the command line after ``hydra.sweeper.params``)."""
+    parsed: dict[str, BaseDistribution | str] = {}
     for override in parser.parse_overrides(lines):
         key = override.get_key_element()
+        parsed.pop(key, None)
         if override.is_sweep_override():
-            space[key] = distribution(override)
+            parsed[key] = distribution(override)
         else:
-            fixed.append(f"{key}={override.get_value_element_as_str()}")
-    return space, fixed
+            parsed[key] = f"{key}={override.get_value_element_as_str()}"
+    space = {k: v for k, v in parsed.items() if not isinstance(v, str)}
+    return space, [v for v in parsed.values() if isinstance(v, str)]
 
 
 def example(dist: BaseDistribution) -> Any:

@@ -26,7 +26,7 @@ DIRECTIONS = ("maximize", "minimize")
 
 def reject(message: str) -> None:
     """An invalid sweep: one paragraph on stderr, exit code 2 (ganlab's code for a bad config)."""
-    print(f"ganlab: invalid Optuna sweep: {message}", file=sys.stderr)
+    print(f"ganlab: invalid Optuna sweep: {' '.join(message.split())}", file=sys.stderr)  # one paragraph
     raise SystemExit(2)
 
 
@@ -71,19 +71,29 @@ def check_direction(direction: str) -> None:
         reject(f"hydra.sweeper.direction={direction!r} is not a direction. Valid: {', '.join(DIRECTIONS)}.")
 
 
-def check_keys(space: dict[str, Any], trial_overrides: Any, loader: Any, config: DictConfig) -> None:
-    """Compose one trial's config (every parameter at an example value) as the launcher will, so that a
-    parameter that is not a config key or group is refused before the first trial, naming close keys."""
+def _composes(loader: Any, config: DictConfig, overrides: list[str]) -> bool:
     try:
-        loader.load_sweep_config(master_config=config, sweep_overrides=trial_overrides)
-    except Exception as exc:
-        known = _keys(OmegaConf.to_container(config, resolve=False))
-        close = [c for k in space for c in difflib.get_close_matches(k.lstrip("+"), known, n=3)]
-        reject(
-            f"the search space {', '.join(space)} does not compose with the run's config ({exc}). Valid: "
-            "config keys (optim.g.lr, data.batch_size, ...), config groups (loss, penalty, ...) or +key for "
-            f"a new key{'; close keys: ' + ', '.join(close) if close else ''}."
-        )
+        loader.load_sweep_config(master_config=config, sweep_overrides=overrides)
+    except Exception:
+        return False
+    return True
+
+
+def check_keys(examples: dict[str, str], fixed: list[str], loader: Any, config: DictConfig) -> None:
+    """Compose a trial's config (every parameter at an example value, ``examples``: key -> override) as the
+    launcher will, so that a parameter that is not a config key or group is refused before the first
+    trial, naming it and the config's keys closest to it."""
+    if _composes(loader, config, [*fixed, *examples.values()]):
+        return
+    bad = [key for key, line in examples.items() if not _composes(loader, config, [*fixed, line])]
+    known = _keys(OmegaConf.to_container(config, resolve=False))
+    close = sorted({c for key in bad for c in difflib.get_close_matches(key.lstrip("+"), known, n=3)})
+    nearby = f"; close keys: {', '.join(close)}" if close else ""
+    reject(
+        f"the search space names {', '.join(bad) or 'keys'} that the run's config does not have (or the "
+        "command's other overrides do not compose). Valid: config keys (optim.g.lr, data.batch_size, ...), "
+        f"config groups (loss, penalty, ...) or +key for a new key{nearby}."
+    )
 
 
 def _keys(node: Any, prefix: str = "") -> list[str]:

@@ -11,6 +11,7 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class OptunaSweeperConf:
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "median"}])
     _target_: str = "hydra_plugins.ganlab_optuna.sweeper.OptunaSweeper"
     _recursive_: bool = False  # the sampler and pruner nodes are built by the sweeper, after checking them
     # maximize or minimize the value the job returns (the summary metric named by optimized_metric)
@@ -24,11 +25,11 @@ class OptunaSweeperConf:
     # trials asked and launched at once, as one batch of the launcher (hydra/launcher=parallel runs them
     # side by side); each is told its result when the batch ends
     n_jobs: int = 1
-    # an Optuna sampler, built with hydra.utils.instantiate. A seed is combined with the number of trials
-    # already in the study, so that a resumed study continues rather than repeats its proposals
-    sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None})
-    # an Optuna pruner, given the evaluations of optimized_metric during training (callbacks.evaluation.every)
-    pruner: Any = field(default_factory=lambda: {"_target_": "optuna.pruners.MedianPruner"})
+    # an Optuna sampler and pruner, built with hydra.utils.instantiate: the options of hydra/sweeper/sampler
+    # and hydra/sweeper/pruner (conf/hydra/sweeper/), or a _target_ node of your own. A sampler's seed is
+    # combined with the number of trials already in the study, so a resumed study continues its proposals
+    sampler: Any = None
+    pruner: Any = None
     # the search space: config key -> Hydra sweep syntax, e.g. tag(log, interval(1e-4, 1e-2)), choice(a, b),
     # range(1, 9); a sweep override on the command line adds to it
     params: dict[str, str] = field(default_factory=dict)

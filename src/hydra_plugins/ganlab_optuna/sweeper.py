@@ -96,9 +96,17 @@ class OptunaSweeper(Sweeper):
             _study.reject(f"the search space {lines} cannot be read: {exc}. Valid: {_space.SYNTAX}.")
         if not space:
             _study.reject(f"no parameter to search in {lines}. Valid: {_space.SYNTAX}.")
-        example = [f"{key}={_space.example(dist)}" for key, dist in space.items()]
-        _study.check_keys(space, [*fixed, *example], self.hydra_context.config_loader, self.config)
-        _study.build(self.sampler_node, "hydra.sweeper.sampler", optuna.samplers, optuna.samplers.BaseSampler)
+        examples = {key: f"{key}={_space.example(dist)}" for key, dist in space.items()}
+        _study.check_keys(examples, fixed, self.hydra_context.config_loader, self.config)
+        sampler = _study.build(
+            self.sampler_node, "hydra.sweeper.sampler", optuna.samplers, optuna.samplers.BaseSampler
+        )
+        if isinstance(sampler, optuna.samplers.GridSampler | optuna.samplers.BruteForceSampler):
+            _study.reject(  # they call study.stop() once exhausted, which only study.optimize allows
+                f"hydra.sweeper.sampler={type(sampler).__name__} stops the study from inside, which the "
+                "ask/tell sweeper does not support. Valid: tpe, random (hydra/sweeper/sampler=...), or "
+                "another sampler of optuna.samplers."
+            )
         pruner = _study.build(
             self.pruner_node, "hydra.sweeper.pruner", optuna.pruners, optuna.pruners.BasePruner
         )
