@@ -109,6 +109,17 @@ def test_the_trial_state_comes_from_the_runs_status(tmp_path, status, value, sta
 
 
 # real sweeps ---------------------------------------------------------------------------------------------
+def leave_a_trial_running(sweep: Path) -> int:
+    """What a preempted session leaves: a trial of this sweep folder still RUNNING in the study."""
+    space = {
+        "optim.g.lr": FloatDistribution(1e-4, 3e-3, log=True),
+        "optim.d.lr": FloatDistribution(1e-4, 3e-3, log=True),
+    }
+    trial = load(sweep).ask(space)
+    trial.set_user_attr("run_dir", str((sweep / str(trial.number)).resolve()))
+    return trial.number
+
+
 @pytest.mark.slow
 def test_a_rerun_resumes_the_study_in_new_run_folders(tmp_path):
     sweep = tmp_path / "sweep"
@@ -118,14 +129,16 @@ def test_a_rerun_resumes_the_study_in_new_run_folders(tmp_path):
         "hydra/launcher=parallel",
         "hydra/sweeper/pruner=none",
     ]
-    for _ in range(2):
-        proc = sweep_cli(sweep, *args)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = sweep_cli(sweep, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    orphan = leave_a_trial_running(sweep)
+    proc = sweep_cli(sweep, *args)  # the same command again
+    assert proc.returncode == 0, proc.stderr[-3000:]
     trials = load(sweep).trials
-    assert [t.number for t in trials] == list(range(6))
+    assert orphan == 3 and [t.number for t in trials] == list(range(7))  # 3, the orphan rerun, 3 more
     assert all(t.state == TrialState.COMPLETE for t in trials)
     params = [tuple(sorted(t.params.items())) for t in trials]
-    assert len(set(params)) == 6  # the seeded sampler did not propose the first session's trials again
+    assert len(set(params)) == 7  # the seeded sampler did not propose the first session's trials again
     for trial in trials:
         run = sweep / str(trial.number)
         summary = json.loads((run / "summary.json").read_text())
@@ -139,14 +152,14 @@ def test_a_rerun_resumes_the_study_in_new_run_folders(tmp_path):
     best = yaml.safe_load((sweep / "optuna_best.yaml").read_text())
     values = [t.value for t in trials]
     assert best["best_value"] == max(values) and best["best_trial"] == int(np.argmax(values))
-    assert best["trials"]["complete"] == 6
+    assert best["trials"]["complete"] == 7
     assert (sweep / "optuna_history.png").stat().st_size > 0 and (sweep / "optuna_importance.png").is_file()
 
     compare = subprocess.run(
         [sys.executable, "-m", "ganlab.compare", str(sweep)], capture_output=True, text=True
     )
     assert compare.returncode == 0, compare.stderr[-2000:]
-    assert "Runs: 6 run folders (6 completed)" in (sweep / "report" / "report.md").read_text()
+    assert "Runs: 7 run folders (7 completed)" in (sweep / "report" / "report.md").read_text()
 
 
 def test_pruned_failed_and_diverged_trials_are_recorded_not_scored(tmp_path):
