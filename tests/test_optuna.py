@@ -108,6 +108,12 @@ def test_the_trial_state_comes_from_the_runs_status(tmp_path, status, value, sta
     assert got == state and (told == value if state == TrialState.COMPLETE else told is None)
 
 
+def test_a_job_that_raised_is_a_failed_trial(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed"}))
+    state, value, reason = _study.outcome(job(JobStatus.FAILED, RuntimeError("boom")), tmp_path)
+    assert state == TrialState.FAIL and value is None and "boom" in reason
+
+
 # real sweeps ---------------------------------------------------------------------------------------------
 def leave_a_trial_running(sweep: Path) -> int:
     """What a preempted session leaves: a trial of this sweep folder still RUNNING in the study."""

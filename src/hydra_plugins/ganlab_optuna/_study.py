@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import optuna
 import yaml
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
@@ -159,9 +159,10 @@ def outcome(ret: JobReturn, run_dir: Path) -> tuple[TrialState, float | None, st
         status = read_summary(run_dir).get("status")
     except (OSError, ValueError) as exc:
         return TrialState.FAIL, None, f"no readable summary.json in {run_dir}: {exc}"
-    if ret.status != JobStatus.COMPLETED:
-        return TrialState.FAIL, None, f"the job raised {ret._return_value!r}"
-    value = ret.return_value
+    try:
+        value = ret.return_value  # re-raises the job's exception when it raised one
+    except Exception as exc:
+        return TrialState.FAIL, None, f"the job raised {type(exc).__name__}: {exc}"
     if status == "pruned":
         return TrialState.PRUNED, None, "pruned"
     if status != "completed":
