@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted", "pruned")
 
 
 def _jsonable(value: Any) -> Any:

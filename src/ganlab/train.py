@@ -30,6 +30,7 @@ from omegaconf import DictConfig, open_dict
 from ganlab import run_folder
 from ganlab.build import build, build_trainer
 from ganlab.callbacks.checkpoint import Preempted
+from ganlab.callbacks.pruning import Pruned
 from ganlab.callbacks.trackers import close_trackers
 from ganlab.config import ConfigError, validate, world_size
 from ganlab.distributed import launched_externally, started_as_rank_zero
@@ -122,6 +123,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     try:
         fit(trainer, module, datamodule, plan)
         summary["status"] = "completed"
+    except Pruned as exc:  # an Optuna trial stopped by its study's pruner: a result, checkpoint saved
+        summary.update(status="pruned", error=str(exc))
     except Diverged as exc:
         summary.update(
             status="diverged", error=str(exc), diverged_at={"g_step": exc.g_step, "d_step": exc.d_step}

@@ -135,5 +135,7 @@ class Evaluation(pl.Callback):
             values.update({f"metrics/{key}": float(v) for key, v in items})
         for logger in trainer.loggers:
             logger.log_metrics({k: v for k, v in values.items() if not math.isnan(v)}, step=pl_module.g_steps)
+        # Lightning's channel between callbacks (what early stopping and Optuna's pruning read)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
         self.latest = {**values, "g_steps": pl_module.g_steps}
         return values
