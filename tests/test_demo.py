@@ -150,8 +150,20 @@ def test_the_study_runs_the_sweep_then_the_report_and_prints_its_answer(demo, tm
     assert calls[0][1:] == ["-m", "ganlab.train", "experiment=demo_study", "seed=0,1,2,3,4,5",
                             f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
     report = str(tmp_path / "sweep" / "report")
-    assert calls[1][1:] == ["-m", "ganlab.compare", str(tmp_path / "sweep"), "--out", report,
-                            "--baseline", "fix=non_saturating"]  # fmt: skip
+    assert calls[1][1:] == ["-m", "ganlab.compare", str(tmp_path / "sweep"), "--out", report]
+    assert "winner:    fix=ns_r1" in capsys.readouterr().out
+
+
+def test_a_failed_training_job_still_gets_the_answer_and_exit_code_1(demo, tmp_path, monkeypatch, capsys):
+    def fake_run(cmd: list[str]) -> int:  # the sweep ran all its jobs, one failed (ganlab.train exits 1)
+        if "ganlab.train" in cmd:
+            (tmp_path / "sweep").mkdir()
+            return 1
+        write_report(tmp_path / "sweep" / "report")
+        return 0
+
+    monkeypatch.setattr(demo, "run", fake_run)
+    assert demo.study(tmp_path / "sweep", []) == 1
     assert "winner:    fix=ns_r1" in capsys.readouterr().out
 
 
@@ -176,6 +188,12 @@ def test_the_study_has_enough_seeds_for_the_test_to_separate_two_fixes():
     n = len(seeds)
     best_p = mannwhitneyu(range(n), range(n, 2 * n), method="exact").pvalue
     assert best_p * (len(fixes) - 1) < 0.05
+
+
+def test_the_study_config_trains_and_records_the_ranking_metric(make_cfg):
+    summary = train(make_cfg("experiment=demo_study", "fix=ns_r1", "trainer.max_steps=4"))
+    assert summary["status"] == "completed", summary["error"]
+    assert summary["metrics"]["metrics/n_modes"] == 25 and "metrics/modes" in summary["metrics"]
 
 
 @pytest.mark.slow
