@@ -1,15 +1,15 @@
 """What the default tracker costs per generator step: ``python scripts/bench_logging.py``.
 
-Runs ``python -m ganlab.train`` on ``--config`` (a DCGAN on digits by default) with ``logger=none`` and
-``logger=wandb`` (offline), each for a short and a long run, interleaved (none-short, wandb-short,
-none-long, wandb-long, repeated), with one torch thread. The cost of a generator step is the difference of
-the two run lengths' wall times divided by the difference of their step counts, so that start-up and
-end-of-training work (imports, wandb start and finish, the final evaluation) cancel. Two clocks: the
-wall time of the whole process, which counts a tracker's background process (wandb-core) when it takes
-the CPU from training, and the CPU time of the process and its waited-for children (wandb-core
-included), which a shared machine's load disturbs much less. Prints each repeat and, per clock, the median
-ms per generator step of each logger and its ratio to the first; interleaving makes a change of machine
-load hit both loggers alike.
+Runs ``python -m ganlab.train`` with the given overrides (a DCGAN on digits by default) and each variant
+(``--loggers``: ``logger=none`` and ``logger=wandb``, offline, by default), each for a short and a long
+run, interleaved (none-short, wandb-short, none-long, wandb-long, repeated), with one torch thread. The
+cost of a generator step is the difference of the two run lengths' times divided by the difference of
+their step counts, so that start-up and end-of-training work (imports, wandb start and finish, the final
+evaluation) cancel. Two clocks: the wall time of the whole process, which counts a tracker's background
+process (wandb-core) when it takes the CPU from training, and the CPU time of the process and its
+waited-for children (wandb-core included), which a shared machine's load disturbs less. Prints each
+repeat and, per clock, the median ms per generator step of each variant and its ratio to the first;
+interleaving makes a change of machine load hit all variants alike. Measure on a quiet machine.
 """
 
 from __future__ import annotations
@@ -60,7 +60,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--short", type=int, default=100, help="generator steps of the short run")
-    parser.add_argument("--long", type=int, default=1100, help="generator steps of the long run")
+    parser.add_argument(
+        "--long",
+        type=int,
+        default=2100,
+        help="generator steps of the long run (2000 more: start-up varies by seconds)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="interleaved measurements per logger")
     parser.add_argument(
         "--loggers",
