@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import logging
 import sys
 import time
 from pathlib import Path
@@ -24,39 +25,132 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab.config import ConfigError, renamed_option_hints, validate
 from ganlab.paths import CONF_DIR
-from ganlab.resolvers import task_overrides
+from ganlab.resolvers import in_multirun, task_overrides
 from ganlab.run_folder import reject
 from ganlab.summary import read_summary
 
 FAILED_RUNS: list[Path] = []  # run folders of this process's multirun jobs that failed (exit code 1)
 
+# Warnings of dependencies that say nothing about the run; they stay in train.log but not on the console
+# (the ``known_harmless`` filter of hydra.job_logging in conf/train.yaml). Message fragment -> why.
+KNOWN_HARMLESS_WARNINGS = {
+    "`isinstance(treespec, LeafSpec)` is deprecated": "Lightning's own use of a torch API that torch "
+    "deprecated (pytorch_lightning/utilities/_pytree.py); nothing in a run's config can change it",
+}
+
+
+class KnownHarmlessWarnings(logging.Filter):
+    """Drops the warnings of :data:`KNOWN_HARMLESS_WARNINGS` from a log handler (the console's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(fragment in message for fragment in KNOWN_HARMLESS_WARNINGS)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def job_outcome(run_dir: Path, varying: list[str], metric: str | None) -> dict[str, str]:
+    """A multirun job's line, from its summary.json: the overrides that vary across the sweep, the status,
+    the key metric (``metric``, else the first one the run's metrics declared) and the wall time."""
+    try:
+        summary = read_summary(run_dir)
+    except (OSError, ValueError):
+        summary = {"status": "no summary.json"}
+    values = summary.get("metrics") or {}
+    key = metric or next(iter(summary.get("metrics_meta") or {}), None)
+    return {
+        "overrides": " ".join(varying) or "(none)",
+        "status": str(summary.get("status")),
+        "metric": f"{key}={_number(values.get(key))}" if key else "-",
+        "wall": f"{_number(summary.get('wall_s'))} s",
+    }
+
 
 class MultirunOutcome(HydraCallback):
-    """Hydra callback (``hydra.callbacks`` in conf/train.yaml): after a multirun, list the jobs whose
-    run failed, so that :func:`main` exits 1. It reads the summaries, so it works with any launcher
-    (jobs in other processes or on other machines included)."""
+    """Hydra callback (``hydra.callbacks`` in conf/train.yaml), the console of a multirun: a line when
+    each job starts and one when it ends (job number, the overrides that vary across the sweep, status,
+    key metric, wall time), then a table of all jobs and the list of failed ones, so that :func:`main`
+    exits 1. The job lines are printed by the job's own process (Hydra calls ``on_job_start`` and
+    ``on_job_end`` there, with the joblib and submitit launchers too; the callback travels to it pickled,
+    with the sweep's command line that :meth:`on_multirun_start` recorded). The table reads the summaries,
+    so it works with any launcher (jobs in other processes or on other machines included).
+
+    The overrides that vary are the job's overrides that are not on the sweep's command line as they
+    are: the swept values (``seed=0,1`` -> ``seed=1``) and those a sweeper chose (Optuna's parameters)."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.command_line: list[str] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.time()
+        self.command_line = list(config.hydra.overrides.task)
         FAILED_RUNS.clear()
+        print(f"sweep {config.hydra.sweep.dir}: {' '.join(self.command_line)}", flush=True)
+
+    def _varying(self, overrides: list[str]) -> list[str]:
+        return [o for o in overrides if o not in self.command_line]
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if in_multirun():
+            print(
+                f"[job {config.hydra.job.num}] started: {' '.join(self._varying(task_overrides()))}",
+                flush=True,
+            )
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if in_multirun():
+            run_dir, metric = Path(config.hydra.runtime.output_dir), config.get("optimized_metric")
+            job = job_outcome(run_dir, self._varying(task_overrides()), metric)
+            print(f"[job {config.hydra.job.num}] ended: {'  '.join(job.values())}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(config.hydra.sweep.dir)
-        for path in sorted(sweep.glob("**/summary.json")):
+        rows = []
+        for path in sorted(sweep.glob("**/summary.json"), key=_job_order):
             folder = path.parent.resolve()
-            if path.stat().st_mtime >= getattr(self, "started", 0) - 1 and folder not in FAILED_RUNS:
-                try:
-                    failed = read_summary(folder).get("status") == "failed"
-                except (OSError, ValueError):
-                    continue
-                if failed:
-                    FAILED_RUNS.append(folder)
+            if path.stat().st_mtime < self.started - 1:  # an earlier multirun's job in the same folder
+                continue
+            job = job_outcome(folder, self._varying(_overrides(folder)), config.get("optimized_metric"))
+            rows.append({"job": str(path.parent.relative_to(sweep)), **job})
+            if job["status"] == "failed" and folder not in FAILED_RUNS:
+                FAILED_RUNS.append(folder)
+        print(f"\nsweep {sweep}: {len(rows)} job(s)\n{_table(rows)}", flush=True)
         if FAILED_RUNS:
             folders = ", ".join(str(p) for p in FAILED_RUNS)
             print(
                 f"ganlab: {len(FAILED_RUNS)} job(s) of the sweep failed (see the errors above): {folders}",
                 file=sys.stderr,
             )
+
+
+def _job_order(path: Path) -> tuple[int, str]:
+    """Jobs in the order of their number (folder ``2`` before ``10``)."""
+    name = path.parent.name
+    return (int(name), "") if name.isdigit() else (sys.maxsize, str(path))
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    try:
+        return list(read_summary(run_dir).get("overrides") or [])
+    except (OSError, ValueError):
+        return []
+
+
+def _table(rows: list[dict[str, str]]) -> str:
+    """``rows`` as a table of aligned text columns under a header."""
+    header = {
+        "job": "job",
+        "overrides": "overrides",
+        "status": "status",
+        "metric": "key metric",
+        "wall": "wall",
+    }
+    lines = [header, *rows]
+    widths = {key: max(len(line[key]) for line in lines) for key in header}
+    return "\n".join("  ".join(line[key].ljust(widths[key]) for key in header).rstrip() for line in lines)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
@@ -83,6 +177,7 @@ def _run(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
         validate(cfg)
     except ConfigError as exc:
         return reject(cfg, Path(cfg.paths.output_dir), overrides, exc)
+    logging.captureWarnings(True)  # warnings become log records: all in train.log (conf/train.yaml)
     from ganlab.train import train
 
     return train(cfg, overrides)
