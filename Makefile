@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# compat: src/ on sys.path, so that Hydra's plugin scan (pkgutil over the hydra_plugins namespace) finds
 	# ganlab's launcher and sweeper; setuptools' default editable import hook hides them from it
-	$(PY) -m pip install --quiet -e ".[dev]" --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e ".[dev,mlflow]" --config-settings editable_mode=compat
 	touch $(STAMP)
 
 demo: $(STAMP)
