@@ -11,7 +11,6 @@ folder other than the checkpoint's own, only when that folder holds no results.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab.callbacks.checkpoint import CheckpointError, load_checkpoint
 from ganlab.config import ConfigError
-from ganlab.summary import is_alive
+from ganlab.summary import is_alive, read_summary
 
 NEVER = {None, False, "never", "null", "none"}
 RESULT_FILES = ("summary.json", "metrics.csv", "checkpoints/last.ckpt")
@@ -76,8 +75,9 @@ def results_in(run_dir: Path, cfg: DictConfig) -> list[str]:
 
 
 def read_previous_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run folder's summary.json, or ``None`` when there is none or it is unreadable."""
     try:
-        return json.loads((run_dir / "summary.json").read_text())
+        return read_summary(run_dir)
     except (OSError, ValueError):
         return None
 
