@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import pytorch_lightning as pl
@@ -242,3 +243,83 @@ def test_the_training_rng_stream_survives_its_checkpoint_form():
     assert got[2] == expected[2] and np.array_equal(got[3], expected[3])
     saved = saved_rng_state(state)  # plain tensors and values: loadable with weights_only=True
     assert all(isinstance(t, torch.Tensor) for t in (saved["python"]["state"], saved["numpy"]["keys"]))
+
+
+class NaNAtUpdate(torch.optim.SGD):
+    """Plain SGD whose ``at``-th update (counted from 1) and every later one make the weights NaN."""
+
+    def __init__(self, params, at: int) -> None:
+        super().__init__(params, lr=0.01)
+        self.at, self.calls = at, 0
+
+    def step(self, closure=None):
+        self.calls += 1
+        if self.calls < self.at:
+            return super().step(closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.fill_(float("nan"))
+
+
+def test_a_divergence_between_logging_steps_is_found_at_the_next_one_and_named_at_its_own_step(make_cfg):
+    """Losses are read on the host at logging steps only (one device sync for the queue): a NaN made by
+    D's 4th update (generator step 3) shows in the loss of step 4, is found at the logging step 10, and is
+    reported with the step of the update that made it, as a check after every update would."""
+    cfg = make_cfg("trainer.max_steps=30", "trainer.log_every_n_steps=10", "sample_every=0")
+    module, datamodule = build(cfg)
+    module.optim_d = lambda params: NaNAtUpdate(params, at=4)
+    with pytest.raises(Diverged, match="weights of discriminator") as info:
+        build_trainer(cfg, cfg.paths.output_dir).fit(module, datamodule=datamodule)
+    assert info.value.g_step == 3 and module.g_steps == 10
+
+
+HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy")
+# reads of tensors that stay on the host on a GPU too (no sync there), by the file that reads them
+HOST_SIDE = {
+    "torch/optim/optimizer.py": "Adam's step counter lives on the CPU (capturable=False)",
+    "ganlab/data/base.py": "the sampler's batch indices are drawn on the CPU",
+}
+
+
+def test_a_training_step_that_logs_nothing_reads_nothing_on_the_host(make_cfg, monkeypatch):
+    """On a GPU, reading a tensor's value on the host waits for the device (a sync): only logging steps may
+    do it. Counted here on the CPU by wrapping the tensor's host-read methods around whole loop iterations
+    (data, training step, callbacks) with a penalty, clipping, the progress bar and the sample/checkpoint
+    callbacks on; ``scripts/gpu_check.sh`` checks the same on CUDA with ``torch.cuda.set_sync_debug_mode``."""
+    from pytorch_lightning.loops.training_epoch_loop import _TrainingEpochLoop
+
+    cfg = make_cfg(
+        "trainer.max_steps=25",
+        "trainer.log_every_n_steps=10",
+        "penalty=gp",
+        "clip_grad_norm.d=1.0",
+        "trainer.enable_progress_bar=true",
+        "sample_every=7",
+        "callbacks.checkpoint.every=9",
+    )
+    module, datamodule = build(cfg)
+    counting, reads = [False], []
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, _original=original, _name=name, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if counting[0] and not any(caller.endswith(path) for path in HOST_SIDE):
+                reads.append((module.g_steps, _name, f"{caller}:{sys._getframe(1).f_lineno}"))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+    advance = _TrainingEpochLoop.advance
+
+    def counted(loop, *args, **kwargs):
+        step = module.g_steps + 1  # the step this iteration trains
+        counting[0] = step % 10 != 0 and step % 7 != 0 and step % 9 != 0 and step != 25
+        try:
+            return advance(loop, *args, **kwargs)
+        finally:
+            counting[0] = False
+
+    monkeypatch.setattr(_TrainingEpochLoop, "advance", counted)
+    build_trainer(cfg, cfg.paths.output_dir).fit(module, datamodule=datamodule)
+    assert module.g_steps == 25 and reads == [], reads[:8]

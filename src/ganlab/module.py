@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytorch_lightning as pl
@@ -101,6 +101,16 @@ def loaded_rng_state(saved: dict[str, Any]) -> dict[str, Any]:
     return {**state, "cuda": saved["cuda"]} if "cuda" in saved else state
 
 
+class _Value(NamedTuple):
+    """A loss or gradient norm of one update, queued for :meth:`GAN.check_finite`."""
+
+    network: str  # "generator" or "discriminator"
+    kind: str  # "loss" or "gradient norm"
+    g_step: int
+    d_step: int
+    value: Tensor
+
+
 def grad_norm(module: nn.Module) -> Tensor:
     """Global L2 norm of the gradients of ``module``'s parameters (0 when none has a gradient)."""
     norms = [p.grad.detach().norm(2) for p in module.parameters() if p.grad is not None]
@@ -169,6 +179,9 @@ class GAN(pl.LightningModule):
         self._train_rng: dict[str, Any] | None = None  # the training steps' own RNG stream
         self._updated_at: dict[str, int] = {}  # network -> generator step of its latest update
         self._log_now = False  # whether the current step's values are logged
+        self.shown: dict[str, Tensor] = {}  # the latest logged losses, for the progress bar
+        self._unchecked: list[_Value] = []  # losses and gradient norms not yet checked finite
+        self._last_loss: _Value | None = None  # the latest loss checked finite
         self.replica_max_abs_diff: float | None = None  # set at the end of a multi-process training
         self.run_config = dict(run_config or {})
 
@@ -303,11 +316,14 @@ class GAN(pl.LightningModule):
         logs = {key: torch.stack(values).mean() for key, values in d_logs.items()}
         logs.update(self._generator_step(opt_g, *chunks[-1]))
         if self._log_now:
+            self.check_finite()  # this step's logged values are read anyway: one host sync for both
             logs["lr/G"] = torch.tensor(opt_g.param_groups[0]["lr"])
             logs["lr/D"] = torch.tensor(opt_d.param_groups[0]["lr"])
             # sync_dist: the mean over the processes (no-op on one), i.e. the global batch's values
             self.log_dict(logs, on_step=True, on_epoch=False, sync_dist=True)
-            self.log_dict({"g": logs["loss/g"], "d": logs["loss/d"]}, prog_bar=True, logger=False)
+            # for the console's bar (ganlab.callbacks.progress), not self.log(prog_bar=True): Lightning
+            # converts progress-bar values to Python numbers after every later step (a device sync each)
+            self.shown = {"g": logs["loss/g"], "d": logs["loss/d"]}
         if self.lr_schedule is not None:  # after logging the rates this step used
             for scheduler in self.lr_schedulers():  # a list: one scheduler per optimizer
                 scheduler.step()
@@ -345,7 +361,7 @@ class GAN(pl.LightningModule):
         opt.zero_grad(set_to_none=True)
         self.manual_backward(total)
         # averaged over the processes: every one then sees a non-finite loss of any of them
-        self._check_finite(average_gradients(self.discriminator, total.detach()), "discriminator loss")
+        self._check_finite(average_gradients(self.discriminator, total.detach()), "discriminator", "loss")
         norm = self._clip(opt, self.discriminator, self.clip_grad_norm_d, "D")
         if norm is not None:
             logs["grad_norm/D"] = norm
@@ -372,7 +388,7 @@ class GAN(pl.LightningModule):
         loss = self.loss.g_loss(fake_logits, real_logits)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        self._check_finite(average_gradients(self.generator, loss.detach()), "generator loss")
+        self._check_finite(average_gradients(self.generator, loss.detach()), "generator", "loss")
         norm = self._clip(opt, self.generator, self.clip_grad_norm_g, "G")
         opt.step()
         self._updated_at["generator"] = self.g_steps
@@ -394,36 +410,68 @@ class GAN(pl.LightningModule):
         if max_norm is None and not self._log_now:
             return None
         norm = grad_norm(net)
-        self._check_finite(norm, f"gradient norm of {name}")
+        self._check_finite(norm, "generator" if net is self.generator else "discriminator", "gradient norm")
         if max_norm is not None:
             self.clip_gradients(opt, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
         return norm
 
-    def _check_finite(self, value: Tensor, what: str) -> None:
-        """Raise :class:`Diverged` for a non-finite loss, naming the weights when an earlier update made
-        them non-finite (the loss then only shows it)."""
-        if not torch.isfinite(value).all():
-            self.check_weights()
-            raise Diverged(what, self.g_steps, self.d_steps)
+    def _check_finite(self, value: Tensor, network: str, kind: str) -> None:
+        """Queue ``value``, the loss (``kind="loss"``) or gradient norm of the current update of ``network``,
+        for :meth:`check_finite`.
+
+        Reading a value on the host makes the host wait for a GPU (a sync); queued, the values of the steps
+        between two logging steps are checked in one read at the logging step, or earlier when anything
+        could see the weights (:meth:`check_weights`), and the first non-finite one is still reported with
+        the step of its update."""
+        self._unchecked.append(_Value(network, kind, self.g_steps, self.d_steps, value.detach()))
+
+    def check_finite(self) -> None:
+        """Raise :class:`Diverged` for the first queued non-finite loss or gradient norm
+        (:meth:`_check_finite`), with the steps of its update; one host read for the whole queue.
+
+        A non-finite loss after finite ones names the weights of the network whose update followed the last
+        finite loss, at that update's step, when they are non-finite now: consecutive losses see the same
+        weights but for that one update, and non-finite weights make every loss that uses them non-finite.
+        (A loss that overflowed with finite weights and was followed by updates that made that network
+        non-finite is named the same way: the cause then is a step early, the step itself exact.)"""
+        if not self._unchecked:
+            return
+        queued, self._unchecked = self._unchecked, []
+        finite = torch.isfinite(torch.stack([entry.value.float() for entry in queued])).tolist()
+        if all(finite):
+            self._last_loss = next((e for e in reversed(queued) if e.kind == "loss"), self._last_loss)
+            return
+        first = finite.index(False)
+        bad = queued[first]
+        before = next((e for e in reversed(queued[:first]) if e.kind == "loss"), self._last_loss)
+        if bad.kind == "loss" and before is not None and before.network in self._nonfinite_weights():
+            raise Diverged(f"weights of {before.network}", before.g_step, bad.d_step)
+        raise Diverged(f"{bad.network} {bad.kind}", bad.g_step, bad.d_step)
 
     def check_weights(self) -> None:
         """Raise :class:`Diverged` when a floating parameter or buffer of any submodule is NaN or infinite,
         naming the networks and the generator step of the update that made them so.
 
-        Not run every step: every update's loss is checked, and a non-finite weight makes the next loss that
-        uses it non-finite (a non-finite G makes D's fake logits non-finite, a non-finite D every logit), at
-        which point this names the cause. What could see the weights before that next loss checks them
-        first: every checkpoint (never save non-finite weights), the evaluation and sample pictures, and
+        Not run every step: every update's loss is checked (:meth:`check_finite`, first here), and a
+        non-finite weight makes the next loss that uses it non-finite (a non-finite G makes D's fake logits
+        non-finite, a non-finite D every logit), which names the cause. What could see the weights before
+        that loss is checked checks them first: every checkpoint (never save non-finite weights), the
+        evaluation and sample pictures, and
         the end of training.
         """
-        bad = [
+        self.check_finite()
+        bad = self._nonfinite_weights()
+        if bad:
+            made_at = min(self._updated_at.get(name, self.g_steps) for name in bad)
+            raise Diverged(f"weights of {', '.join(bad)}", made_at, self.d_steps)
+
+    def _nonfinite_weights(self) -> list[str]:
+        """The submodules with a NaN or infinite floating parameter or buffer."""
+        return [
             name
             for name, child in self.named_children()
             if any(not bool(torch.isfinite(t).all()) for t in (*child.parameters(), *child.buffers()))
         ]
-        if bad:
-            made_at = min(self._updated_at.get(name, self.g_steps) for name in bad)
-            raise Diverged(f"weights of {', '.join(bad)}", made_at, self.d_steps)
 
     # checkpointing -----------------------------------------------------------------------------------
     def _stateful_parts(self) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from ganlab.resolvers import in_multirun
 
 class StepProgressBar(ProgressBar):
     """One bar: the module's ``g_steps`` out of ``total`` generator steps, followed by the latest values
-    the module shows on the progress bar (``loss/g`` and ``loss/d`` as ``g`` and ``d``, refreshed at
-    each logged step: ``trainer.log_every_n_steps``). A resumed run starts the bar at its checkpoint's step.
+    the module shows (``GAN.shown``: ``loss/g`` and ``loss/d`` as ``g`` and ``d``), read at each logging
+    step only (``trainer.log_every_n_steps``): reading a value on a GPU waits for the device. A resumed run
+    starts the bar at its checkpoint's step.
 
     Off in a multirun, whose console has one line per job start and end instead (``ganlab.cli``), and on
     processes other than rank 0.
@@ -60,8 +61,9 @@ class StepProgressBar(ProgressBar):
     ) -> None:
         if self._bar is None:
             return
-        shown = {key: f"{float(value):.4g}" for key, value in trainer.progress_bar_metrics.items()}
-        self._bar.set_postfix(shown, refresh=False)
+        if pl_module.g_steps % trainer.log_every_n_steps == 0:  # new values (reading them: a device sync)
+            shown = {key: f"{float(value):.4g}" for key, value in pl_module.shown.items()}
+            self._bar.set_postfix(shown, refresh=False)
         self._bar.update(pl_module.g_steps - self._bar.n)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
