@@ -54,8 +54,8 @@ class Diverged(RuntimeError):
 
 
 def get_rng_state(device: torch.device) -> dict[str, Any]:
-    """The global RNG states (torch CPU, CUDA of ``device``, numpy, python) as their libraries return them:
-    cheap to take and put back every step (:func:`saved_rng_state` converts them for a checkpoint)."""
+    """The global RNG states (torch CPU, CUDA of ``device``, numpy, python) as their libraries return them
+    (:func:`saved_rng_state` converts them for a checkpoint)."""
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
@@ -63,12 +63,24 @@ def get_rng_state(device: torch.device) -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    """Inverse of :func:`get_rng_state`."""
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    """Inverse of :func:`get_rng_state`; sets only the generators ``state`` holds."""
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if "numpy" in state:
+        np.random.set_state(state["numpy"])
+    if "python" in state:
+        random.setstate(state["python"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def get_torch_rng_state(device: torch.device) -> dict[str, Tensor]:
+    """torch's global RNG states (CPU, and CUDA of ``device``): a copy of a few kilobytes, cheap to take and
+    put back every step (numpy's takes about 100 microseconds each way)."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
 
 
 def saved_rng_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +188,7 @@ class GAN(pl.LightningModule):
         self.d_steps = 0
         self._noise: torch.Generator | None = None
         self._noise_state: Tensor | None = None
-        self._train_rng: dict[str, Any] | None = None  # the training steps' own RNG stream
+        self._train_rng: dict[str, Tensor] | None = None  # the training steps' own torch RNG stream
         self._updated_at: dict[str, int] = {}  # network -> generator step of its latest update
         self._log_now = False  # whether the current step's values are logged
         self.shown: dict[str, Tensor] = {}  # the latest logged losses, for the progress bar
@@ -272,18 +284,22 @@ class GAN(pl.LightningModule):
 
     @contextmanager
     def _training_rng(self) -> Iterator[None]:
-        """Run the block on the training steps' own global-RNG stream, then put the outside stream back.
+        """Run the block on the training steps' own torch RNG stream, then put the outside stream back.
 
-        Why: penalties (and anything else in a step) draw from the global torch/numpy/python RNGs, and so
-        may callbacks between steps (metrics that subsample, say). Keeping the two streams apart makes the
-        training stream, which checkpoints save, depend on the training steps alone, so a resumed run
-        draws exactly what an uninterrupted one draws whatever the callbacks and evaluation cadence do.
-        The first step seeds the stream from ``noise_seed`` and the rank (not from whatever state the
-        global RNGs reached, which depends on set-up work such as a metric's cache being cold or warm).
-        The states are kept as the libraries return them (converted only when a checkpoint is saved), so
-        the swap costs a few microseconds per step.
+        Why: penalties, input transforms, dropout (anything in a step) may draw from torch's global RNGs
+        (CPU and CUDA), and so may callbacks between steps (metrics that subsample, say). Keeping the two
+        streams apart makes the training stream, which checkpoints save, depend on the training steps
+        alone, so a resumed run draws exactly what an uninterrupted one draws whatever the callbacks and
+        evaluation cadence do. The first step seeds the stream from ``noise_seed`` and the rank (not from
+        whatever state the global RNG reached, which depends on set-up work such as a metric's cache being
+        cold or warm). The swap copies torch's states (microseconds per step).
+
+        numpy's and python's global RNGs are not swapped (that costs about 0.5 ms per step): ganlab draws
+        from torch only. The first step seeds them the same way, and checkpoints save and restore them, so a
+        component that draws from them in its step still resumes exactly, as long as nothing between steps
+        draws from them differently in the resumed run (a callback should use its own generator).
         """
-        outside = get_rng_state(self.device)
+        outside = get_torch_rng_state(self.device)
         if self._train_rng is not None:
             set_rng_state(self._train_rng, self.device)
         else:
@@ -294,7 +310,7 @@ class GAN(pl.LightningModule):
         try:
             yield
         finally:
-            self._train_rng = get_rng_state(self.device)
+            self._train_rng = get_torch_rng_state(self.device)
             set_rng_state(outside, self.device)
 
     def _train_step(self, batch: tuple[Tensor, Tensor]) -> None:
@@ -492,7 +508,7 @@ class GAN(pl.LightningModule):
             "g_steps": self.g_steps,
             "d_steps": self.d_steps,
             "noise_rng": self.noise.get_state(),
-            "train_rng": saved_rng_state(self._train_rng or get_rng_state(self.device)),
+            "train_rng": self._saved_train_rng(),
             "train_rng_by_rank": self._gather_train_rng(),
             "parts": {key: part.state_dict() for key, part in self._stateful_parts().items()},
             "config": self.run_config,
@@ -507,9 +523,13 @@ class GAN(pl.LightningModule):
         if size == 1:
             return None
         states: list[Any] = [None] * size
-        mine = saved_rng_state(self._train_rng or get_rng_state(self.device))
-        torch.distributed.all_gather_object(states, mine)
+        torch.distributed.all_gather_object(states, self._saved_train_rng())
         return states
+
+    def _saved_train_rng(self) -> dict[str, Any]:
+        """This process's training RNG stream in checkpoint form: torch's training stream (the global one
+        before the first step) and numpy's and python's global states (:meth:`_training_rng`)."""
+        return saved_rng_state({**get_rng_state(self.device), **(self._train_rng or {})})
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["ganlab"]
@@ -521,7 +541,11 @@ class GAN(pl.LightningModule):
             saved = by_rank[rank]
         else:  # saved by another number of processes: rank 0 continues its stream, the others start anew
             saved = state.get("train_rng") if rank == 0 else None
-        self._train_rng = loaded_rng_state(saved) if saved is not None else None
+        self._train_rng = None
+        if saved is not None:
+            loaded = loaded_rng_state(saved)
+            self._train_rng = {key: loaded[key] for key in ("torch", "cuda") if key in loaded}
+            set_rng_state({key: loaded[key] for key in ("numpy", "python")}, self.device)
         for key, part in self._stateful_parts().items():
             if key in state.get("parts", {}):
                 part.load_state_dict(state["parts"][key])
