@@ -76,6 +76,16 @@ def average_gradients(module: nn.Module, extra: Tensor | None = None) -> Tensor 
     return tensors[-1].reshape(()) if extra is not None else None
 
 
+def mean_over_processes(values: Tensor) -> Tensor:
+    """The mean of ``values`` over the processes (one all-reduce; ``values`` itself on one process)."""
+    _, size = world()
+    if size == 1:
+        return values
+    values = values.clone()
+    dist.all_reduce(values)
+    return values.div_(size)
+
+
 def broadcast_module(module: nn.Module, src: int = 0) -> None:
     """Copy the parameters and buffers of rank ``src``'s replica to every process (what DDP does when it
     wraps a module), so that all replicas start equal whatever their initialisation drew."""
