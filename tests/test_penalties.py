@@ -170,7 +170,7 @@ def test_penalty_under_bf16_autocast_matches_float32_within_bf16_rounding(cls):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             values[bf16] = cls().value(critic, real, fake)
     assert values[True].dtype == torch.float32  # the reductions run in float32 (input_gradients)
-    assert values[True].item() != values[False].item()  # bf16 was used (measured: 0.1-0.7% apart)
+    assert values[True].item() != values[False].item()  # bf16 was used (measured: 0.001-0.11% apart)
     assert values[True].item() == pytest.approx(values[False].item(), rel=BF16_REL)
 
 
