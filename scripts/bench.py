@@ -19,7 +19,9 @@ targets are >= 0.95 for dcgan and wgan_gp, >= 0.90 for mlp) and the default logg
 ``compile=true`` for ganlab and do the same by hand in the loop: autocast, a gradient scaler for float16 (with
 the penalty's inner gradient scaled and unscaled as in PyTorch's AMP example), ``module.compile()`` on G and
 on D (D only without a gradient penalty, ganlab's rule). Compilation happens in both run lengths, so it
-cancels from the time per step like the rest of the set-up. ``--loggers none`` skips the tracker's runs.
+cancels from the time per step like the rest of the set-up (a first, unmeasured run of each case fills
+inductor's on-disk cache, which would otherwise favour whichever length runs second). ``--loggers none``
+skips the tracker's runs.
 
 The command line: ``python -m ganlab.train --help`` and a config error (``optim.g.lr=-1``) against
 ``python -c "import torch"`` (the target: below 1.0).
@@ -210,6 +212,9 @@ def bench_steps(cases: list[str], opts: argparse.Namespace, env: dict[str, str])
     header += ["wandb/none"] if set(LOGGERS) <= set(loggers) else []
     print(f"{'case':<14}" + "".join(f"{h:>11}" for h in header))
     for case in cases:
+        if opts.compile:  # fill inductor's on-disk cache first, so that both run lengths compile alike
+            for what in ("hand", "ganlab"):
+                measure(case, what, "none", 2, opts, env)
         runs: dict[str, list[float]] = {"hand": [], **{logger: [] for logger in loggers}}
         for _ in range(opts.repeats):  # interleaved: a slow minute of the machine hits all of them alike
             runs["hand"].append(per_step(case, "hand", "none", opts, env))

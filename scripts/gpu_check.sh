@@ -42,7 +42,7 @@ PY
 
 echo "== bench on cuda, logger=none: fp32, bf16-mixed, 16-mixed (autocast + gradient scaler) and compile=true"
 # ms per generator step, hand loop vs ganlab at the same precision (README: Mixed precision and compilation).
-# 8 bench processes per precision (2 cases x hand/ganlab x 2 run lengths), 4 compiled ones (resnet only)
+# 8 bench processes per precision (2 cases x hand/ganlab x 2 run lengths); compiled: resnet only, 4 + 2 warm-ups
 for opts in "--precision 32-true" "--precision bf16-mixed" "--precision 16-mixed" \
             "--precision 32-true --compile --cases resnet_hinge"; do
   # shellcheck disable=SC2086  # $opts is a list of options
