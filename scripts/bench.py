@@ -3,6 +3,7 @@
     python scripts/bench.py                     # every case, CPU, one torch thread
     python scripts/bench.py --cases mlp_ns --repeats 5
     python scripts/bench.py --device cuda       # on a GPU machine
+    python scripts/bench.py --device cuda --precision bf16-mixed --compile --loggers none
 
 How it measures. Each measurement is a fresh process (one torch thread) that builds the case's config as
 ``python -m ganlab.train`` composes it and times one whole training of N generator steps: ganlab's
@@ -13,6 +14,14 @@ anyone would write it). The steady-state time per generator step is the differen
 The measurements of a case are interleaved (hand, ganlab none, ganlab default logger, ...) and repeated;
 the median is printed, with the rate ratio ``hand ms / ganlab ms`` (1.0: ganlab costs nothing; the
 targets are >= 0.95 for dcgan and wgan_gp, >= 0.90 for mlp) and the default logger's cost against none.
+
+``--precision bf16-mixed`` (or ``16-mixed``, GPUs only) and ``--compile`` set ``trainer.precision`` and
+``compile=true`` for ganlab and do the same by hand in the loop: autocast, a gradient scaler for float16 (with
+the penalty's inner gradient scaled and unscaled as in PyTorch's AMP example), ``module.compile()`` on G and
+on D (D only without a gradient penalty, ganlab's rule). Compilation happens in both run lengths, so it
+cancels from the time per step like the rest of the set-up (a first, unmeasured run of each case fills
+inductor's on-disk cache, which would otherwise favour whichever length runs second). ``--loggers none``
+skips the tracker's runs.
 
 The command line: ``python -m ganlab.train --help`` and a config error (``optim.g.lr=-1``) against
 ``python -c "import torch"`` (the target: below 1.0).
@@ -68,15 +77,22 @@ def compose(overrides: list[str], run_dir: Path):
 
 def hand_loop(cfg, steps: int, device: str) -> None:
     """The loop a researcher writes by hand: ganlab's nets, data, loss formula and optimizers, nothing
-    else (no logging, no checks, no callbacks)."""
+    else (no logging, no checks, no callbacks); in mixed precision, autocast and (float16) a scaler."""
     import torch
     import torch.nn.functional as F
 
     from ganlab.build import build
 
-    module, datamodule = build(cfg)
+    module, datamodule = build(cfg)  # compile=true: G (and D without a penalty) compiled by build()
     g, d = module.generator.to(device), module.discriminator.to(device)
     opt_g, opt_d = module.optim_g(g.parameters()), module.optim_d(d.parameters())
+    precision = str(cfg.trainer.precision)
+    autocast = torch.autocast(
+        device,
+        dtype=torch.bfloat16 if precision == "bf16-mixed" else torch.float16,
+        enabled=precision != "32-true",
+    )
+    scaler = torch.amp.GradScaler(device, enabled=precision == "16-mixed")
     x = datamodule.train_set.x.to(device)
     if x.dtype == torch.uint8:
         x = x.float().div(127.5).sub(1.0)
@@ -99,23 +115,33 @@ def hand_loop(cfg, steps: int, device: str) -> None:
             if at + batch > len(x):
                 perm, at = torch.randperm(len(x), device=device), 0
             real, at = x[perm[at : at + batch]], at + batch
-            with torch.no_grad():
-                fake = g(torch.randn(batch, g.z_dim, device=device))
-            total = d_loss(d(real), d(fake))
-            if gp is not None:
-                eps = torch.rand(batch, *[1] * (real.dim() - 1), device=device)
-                points = (eps * real + (1 - eps) * fake).requires_grad_(True)
-                (grad,) = torch.autograd.grad(d(points).sum(), points, create_graph=True)
-                total = total + gp.weight * (grad.flatten(1).norm(dim=1) - gp.center).pow(2).mean()
+            with autocast:
+                with torch.no_grad():
+                    fake = g(torch.randn(batch, g.z_dim, device=device))
+                total = d_loss(d(real).float(), d(fake).float())
+                if gp is not None:
+                    eps = torch.rand(batch, *[1] * (real.dim() - 1), device=device)
+                    points = (eps * real + (1 - eps) * fake).float().requires_grad_(True)
+                    out = d(points).float().sum()
+                    if scaler.is_enabled():  # PyTorch's AMP example: grads of the scaled output, unscaled
+                        factor = scaler.scale(torch.ones((), device=device)) / batch
+                        (grad,) = torch.autograd.grad(out * factor, points, create_graph=True)
+                        grad = grad / factor
+                    else:
+                        (grad,) = torch.autograd.grad(out, points, create_graph=True)
+                    total = total + gp.weight * (grad.flatten(1).norm(dim=1) - gp.center).pow(2).mean()
             opt_d.zero_grad(set_to_none=True)
-            total.backward()
-            opt_d.step()
+            scaler.scale(total).backward()
+            scaler.step(opt_d)
+            scaler.update()
         for p in d.parameters():
             p.requires_grad_(False)
-        out = g_loss(d(g(torch.randn(batch, g.z_dim, device=device))))
+        with autocast:
+            out = g_loss(d(g(torch.randn(batch, g.z_dim, device=device))).float())
         opt_g.zero_grad(set_to_none=True)
-        out.backward()
-        opt_g.step()
+        scaler.scale(out).backward()
+        scaler.step(opt_g)
+        scaler.update()
         for p in d.parameters():
             p.requires_grad_(True)
     if device == "cuda":
@@ -130,6 +156,7 @@ def worker(args: argparse.Namespace) -> None:
 
     overrides = [*CASES[args.case][0], f"trainer.max_steps={args.steps}", f"logger={args.logger}"]
     overrides += [f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}"]
+    overrides += [f"trainer.precision={args.precision}", f"compile={str(args.compile).lower()}"]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose(overrides, Path(tmp) / "run")
         started = time.perf_counter()
@@ -142,10 +169,13 @@ def worker(args: argparse.Namespace) -> None:
 
 
 # the driver -----------------------------------------------------------------------------------------------
-def measure(case: str, what: str, logger: str, steps: int, device: str, data_env: dict[str, str]) -> float:
+def measure(
+    case: str, what: str, logger: str, steps: int, opts: argparse.Namespace, data_env: dict[str, str]
+) -> float:
     env = {**os.environ, **data_env, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     cmd = [sys.executable, __file__, "--worker", "--case", case, "--what", what, "--logger", logger]
-    cmd += ["--steps", str(steps), "--device", device]
+    cmd += ["--steps", str(steps), "--device", opts.device, "--precision", opts.precision]
+    cmd += ["--compile"] if opts.compile else []
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=data_env["BENCH_CWD"])
     if proc.returncode != 0:
         raise RuntimeError(f"{case}/{what}/{logger} failed:\n{proc.stderr[-3000:]}")
@@ -169,29 +199,33 @@ def fake_cifar10(root: Path, n: int = 2048) -> None:
         pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
 
 
-def per_step(case: str, what: str, logger: str, device: str, env: dict[str, str]) -> float:
+def per_step(case: str, what: str, logger: str, opts: argparse.Namespace, env: dict[str, str]) -> float:
     _, n1, n2 = CASES[case]
-    return (measure(case, what, logger, n2, device, env) - measure(case, what, logger, n1, device, env)) / (
+    return (measure(case, what, logger, n2, opts, env) - measure(case, what, logger, n1, opts, env)) / (
         n2 - n1
     )
 
 
-def bench_steps(cases: list[str], repeats: int, device: str, env: dict[str, str]) -> None:
-    header = ("hand ms", "none ms", "ratio", "wandb ms", "ratio", "wandb/none")
+def bench_steps(cases: list[str], opts: argparse.Namespace, env: dict[str, str]) -> None:
+    loggers = opts.loggers
+    header = ["hand ms"] + [h for logger in loggers for h in (f"{logger} ms", "ratio")]
+    header += ["wandb/none"] if set(LOGGERS) <= set(loggers) else []
     print(f"{'case':<14}" + "".join(f"{h:>11}" for h in header))
     for case in cases:
-        runs: dict[str, list[float]] = {"hand": [], "none": [], "wandb": []}
-        for _ in range(repeats):  # interleaved: a slow minute of the machine hits all three alike
-            runs["hand"].append(per_step(case, "hand", "none", device, env))
-            for logger in LOGGERS:
-                runs[logger].append(per_step(case, "ganlab", logger, device, env))
+        if opts.compile:  # fill inductor's on-disk cache first, so that both run lengths compile alike
+            for what in ("hand", "ganlab"):
+                measure(case, what, "none", 2, opts, env)
+        runs: dict[str, list[float]] = {"hand": [], **{logger: [] for logger in loggers}}
+        for _ in range(opts.repeats):  # interleaved: a slow minute of the machine hits all of them alike
+            runs["hand"].append(per_step(case, "hand", "none", opts, env))
+            for logger in loggers:
+                runs[logger].append(per_step(case, "ganlab", logger, opts, env))
         med = {k: statistics.median(v) * 1e3 for k, v in runs.items()}
         spread = {k: (max(v) - min(v)) * 1e3 for k, v in runs.items()}
-        print(
-            f"{case:<14}{med['hand']:>11.2f}{med['none']:>11.2f}{med['hand'] / med['none']:>11.3f}"
-            f"{med['wandb']:>11.2f}{med['hand'] / med['wandb']:>11.3f}{med['wandb'] / med['none']:>11.3f}"
-            "   (spread ms: " + ", ".join(f"{k} {v:.2f}" for k, v in spread.items()) + ")"
-        )
+        row = f"{case:<14}{med['hand']:>11.2f}"
+        row += "".join(f"{med[logger]:>11.2f}{med['hand'] / med[logger]:>11.3f}" for logger in loggers)
+        row += f"{med['wandb'] / med['none']:>11.3f}" if set(LOGGERS) <= set(loggers) else ""
+        print(row + "   (spread ms: " + ", ".join(f"{k} {v:.2f}" for k, v in spread.items()) + ")")
 
 
 def bench_cli(repeats: int) -> None:
@@ -220,6 +254,11 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--precision", default="32-true", choices=("32-true", "bf16-mixed", "16-mixed"))
+    parser.add_argument("--compile", action="store_true", help="compile=true (and compile in the hand loop)")
+    parser.add_argument(
+        "--loggers", default=",".join(LOGGERS), help=f"comma-separated, of {', '.join(LOGGERS)}"
+    )
     parser.add_argument("--no-cli", action="store_true", help="skip the command-line timing")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
@@ -233,11 +272,23 @@ def main() -> None:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; valid: {', '.join(CASES)}")
+    args.loggers = [name for name in args.loggers.split(",") if name]
+    if not args.loggers or not set(args.loggers) <= set(LOGGERS):
+        parser.error(
+            f"--loggers {','.join(args.loggers)!r}: valid: a comma-separated subset of {', '.join(LOGGERS)}"
+        )
+    if args.precision == "16-mixed" and args.device == "cpu":
+        parser.error(
+            "--precision 16-mixed needs --device cuda (ganlab refuses float16 mixed precision on CPU)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         fake_cifar10(Path(tmp) / "data")
         env = {"GANLAB_DATA": str(Path(tmp) / "data"), "BENCH_CWD": tmp}
-        print(f"load: {open('/proc/loadavg').read().split()[:3]} (1, 5, 15 min); device {args.device}")
-        bench_steps(cases, args.repeats, args.device, env)
+        print(
+            f"load: {open('/proc/loadavg').read().split()[:3]} (1, 5, 15 min); device {args.device}, "
+            f"precision {args.precision}, compile {str(args.compile).lower()}"
+        )
+        bench_steps(cases, args, env)
     if not args.no_cli:
         bench_cli(args.repeats)
 

@@ -39,3 +39,14 @@ for idx, entry in sorted(jobs.items()):
 visible = [tuple(json.loads((sweep / str(i) / "summary.json").read_text())["visible_devices"]) for i in jobs]
 print("distinct device groups used:", len(set(visible)))
 PY
+
+echo "== bench on cuda, logger=none: fp32, bf16-mixed, 16-mixed (autocast + gradient scaler) and compile=true"
+# ms per generator step, hand loop vs ganlab at the same precision (README: Mixed precision and compilation).
+# 8 bench processes per precision (2 cases x hand/ganlab x 2 run lengths); compiled: resnet only, 4 + 2 warm-ups
+for opts in "--precision 32-true" "--precision bf16-mixed" "--precision 16-mixed" \
+            "--precision 32-true --compile --cases resnet_hinge"; do
+  # shellcheck disable=SC2086  # $opts is a list of options
+  "$PYTHON" scripts/bench.py --device cuda --cases dcgan_ns,resnet_hinge --repeats 1 --loggers none --no-cli \
+    $opts > "$OUT/bench_amp.log" 2>&1 || { tail -40 "$OUT/bench_amp.log"; exit 1; }
+  grep -v "^load:" "$OUT/bench_amp.log" | sed "s/^/[$opts] /"
+done

@@ -45,7 +45,7 @@ class MarginHinge(AdversarialLoss):
 class Drift(Penalty):
     """Logit drift penalty E l_real^2 (Karras et al. 2018)."""
 
-    def value(self, critic, real, fake, noise=None):
+    def value(self, critic, real, fake, noise=None, grad_scale=None):
         return critic(real).pow(2).mean()
 
 

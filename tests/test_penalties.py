@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganlab.penalties import DRAGANPenalty, GradientPenalty, Penalty, R1Penalty, R2Penalty
+from ganlab.penalties import DRAGANPenalty, GradientPenalty, Penalty, R1Penalty, R2Penalty, input_gradients
 from ganlab.train import build, build_trainer, train
 
 
@@ -145,9 +145,84 @@ def test_dragan_closed_form_for_linear_critic():
     assert DRAGANPenalty()(critic, real, real).item() == pytest.approx(expected, rel=1e-10)
 
 
-def test_input_gradient_penalties_are_marked_per_sample():
-    assert not Penalty.per_sample
+def test_input_gradient_penalties_are_marked_per_sample_and_double_backward():
+    assert not Penalty.per_sample and not Penalty.double_backward
     assert all(cls.per_sample for cls in (GradientPenalty, R1Penalty, R2Penalty, DRAGANPenalty))
+    assert all(cls.double_backward for cls in (GradientPenalty, R1Penalty, R2Penalty, DRAGANPenalty))
+
+
+# mixed precision ------------------------------------------------------------------------------------------
+PENALTIES = [GradientPenalty, R1Penalty, R2Penalty, DRAGANPenalty]
+# bf16 keeps 8 significant bits: each rounding is off by at most u = 2^-8 (0.39%). The input gradient of the
+# two-layer critic passes through 8 of them (the input, both weight matrices, the hidden pre-activation and
+# its tanh in the forward; the two matmul outputs and tanh' in the backward), so it is good to 8u = 3.1%,
+# and a squared norm to twice that. (||g|| - 1)^2 with ||g|| < 1/2, as here, moves less than ||g||^2 does.
+BF16_REL = 2 * 8 * 2**-8
+
+
+@pytest.mark.parametrize("cls", PENALTIES)
+def test_penalty_under_bf16_autocast_matches_float32_within_bf16_rounding(cls):
+    critic = _critic()
+    real, fake = torch.randn(64, 3), 2 * torch.randn(64, 3)
+    values = {}
+    for bf16 in (False, True):
+        torch.manual_seed(5)  # the same interpolation draws
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            values[bf16] = cls().value(critic, real, fake)
+    assert values[True].dtype == torch.float32  # the reductions run in float32 (input_gradients)
+    assert values[True].item() != values[False].item()  # bf16 was used (measured: 0.001-0.11% apart)
+    assert values[True].item() == pytest.approx(values[False].item(), rel=BF16_REL)
+
+
+def test_input_gradient_under_bf16_autocast_is_float32_and_within_bf16_rounding():
+    critic, x = _critic(), torch.randn(64, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = input_gradients(critic, x)
+    plain = input_gradients(critic, x)
+    assert low.dtype == torch.float32 and not torch.equal(low, plain)
+    torch.testing.assert_close(low.norm(dim=1), plain.norm(dim=1), rtol=8 * 2**-8, atol=0)
+
+
+@pytest.mark.parametrize("cls", PENALTIES)
+def test_scaled_then_unscaled_inner_gradient_equals_the_plain_one_in_float32(cls):
+    """A scale of 2^16 over 8 samples multiplies the summed logits by 2^13 and divides the gradient by it:
+    powers of two, so every float32 value is exactly the unscaled one (no overflow at these magnitudes),
+    the penalty and its gradient with respect to D's weights (through the double backward) included."""
+    real, fake = torch.randn(8, 3), torch.randn(8, 3)
+    values, grads = [], []
+    for grad_scale in (None, torch.tensor(2.0**16)):
+        critic = _critic()
+        torch.manual_seed(3)
+        value = cls(weight=10.0)(critic, real, fake, grad_scale=grad_scale)
+        value.backward()
+        values.append(value)
+        grads.append([p.grad for p in critic.parameters() if p.grad is not None])  # not the last bias
+    assert torch.equal(values[0], values[1]) and len(grads[0]) == 3
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    critic = _critic()
+    assert torch.equal(input_gradients(critic, real, 2.0**16), input_gradients(critic, real))
+
+
+def test_scaling_keeps_a_float16_inner_gradient_from_underflowing():
+    """Under float16 autocast a critic whose input gradient is about 1e-7 (below float16's smallest normal
+    number, 6e-5) loses it to underflow; scaled by 2^16 / 8 on the way back and unscaled after (the
+    ``16-mixed`` path), it comes back within float16's rounding of the float32 gradient."""
+    critic = _critic()
+    with torch.no_grad():
+        critic[0].weight.mul_(1e-4)
+        critic[2].weight.mul_(1e-2)
+    x = torch.randn(8, 3)
+    plain = input_gradients(critic, x)
+    assert plain.abs().max() < 1e-6
+    with torch.autocast("cpu", dtype=torch.float16):
+        unscaled = input_gradients(critic, x)
+        scaled = input_gradients(critic, x, torch.tensor(2.0**16))
+    error = {
+        k: ((v - plain).norm(dim=1) / plain.norm(dim=1)).max().item()
+        for k, v in {"unscaled": unscaled, "scaled": scaled}.items()
+    }
+    assert error["unscaled"] > 0.1  # float16 subnormals: few bits left, or none
+    assert error["scaled"] < 8 * 2**-11  # float16 keeps 11 significant bits; about 8 roundings as above
 
 
 def test_lazy_penalty_runs_on_exactly_every_kth_discriminator_step_in_training(make_cfg, tmp_path):
@@ -156,9 +231,9 @@ def test_lazy_penalty_runs_on_exactly_every_kth_discriminator_step_in_training(m
     penalty, due_at = module.penalties["r1"], []
     value = penalty.value
 
-    def recording_value(critic, real, fake, noise=None):
+    def recording_value(critic, real, fake, noise=None, grad_scale=None):
         due_at.append(module.d_steps)
-        return value(critic, real, fake, noise)
+        return value(critic, real, fake, noise, grad_scale)
 
     penalty.value = recording_value
     build_trainer(cfg, tmp_path).fit(module, datamodule=datamodule)

@@ -346,3 +346,16 @@ def test_unknown_group_option_or_key_exits_1_listing_the_valid_ones(
     err = capsys.readouterr().err
     assert all(e in err for e in expected), err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "null"])
+def test_compile_must_be_true_or_false(make_cfg, value):
+    message = rejected(make_cfg, f"compile={value}")
+    assert "compile=" in message and "Valid: true" in message and "or false" in message
+
+
+@pytest.mark.parametrize("precision", ["16-mixed", "16"])
+def test_float16_mixed_precision_on_cpu_is_refused_naming_what_is_valid(make_cfg, precision):
+    """Lightning would quietly train such a run in bf16-mixed."""
+    message = rejected(make_cfg, "trainer=cpu", f"trainer.precision={precision}")
+    assert f"trainer.precision={precision} on CPU" in message and "32-true or bf16-mixed" in message

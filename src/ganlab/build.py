@@ -6,6 +6,7 @@ run folder is touched.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from ganlab.module import GAN
 from ganlab.nets import build_net
 from ganlab.resolvers import choices
 from ganlab.resume import ResumePlan
+
+log = logging.getLogger("ganlab")
 
 
 def _choice(group: str) -> str:
@@ -120,7 +123,29 @@ def build(cfg: DictConfig) -> tuple[GAN, pl.LightningDataModule]:
         run_config=OmegaConf.to_container(cfg, resolve=True),
     )
     _check_optimizers(module)
+    if cfg.get("compile", False):
+        compile_networks(module)
     return module, datamodule
+
+
+def compile_networks(module: GAN) -> None:
+    """``compile=true``: ``torch.compile`` G and D in place (``nn.Module.compile``), so that the state dict
+    keeps its keys and checkpoints load into compiled and uncompiled runs alike; compilation happens at
+    the first forward of each input kind (training, autocast, eval mode).
+
+    D stays uncompiled when a penalty trains through D's input gradient (``Penalty.double_backward``: gp,
+    r1, r2, dragan): torch.compile's backward cannot be differentiated again (torch 2.14 raises "torch.compile
+    with aot_autograd does not currently support double backward" at the penalty's backward)."""
+    module.generator.compile()
+    double = [name for name, penalty in module.penalties.items() if penalty.double_backward]
+    if double:
+        log.info(
+            "compile=true: the generator is compiled, the discriminator stays eager: %s trains through D's "
+            "input gradient, and torch.compile has no double backward",
+            ", ".join(f"penalty.{name}" for name in double),
+        )
+        return
+    module.discriminator.compile()
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:

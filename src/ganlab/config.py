@@ -41,12 +41,20 @@ def validate(cfg: DictConfig) -> None:
     dataset, the networks and a resumed checkpoint are checked when ganlab.train builds them, also before
     anything is written)."""
     _check_numbers(cfg)  # first: no import needed, so that a wrong value is reported at once
+    _check_compile(cfg)
     _check_components(cfg)
     _check_penalty_numbers(cfg)
     _check_resume(cfg)
     _check_penalties_with_batch_norm(cfg)
     _check_devices(cfg)
     _check_strategy(cfg)
+    _check_precision(cfg)
+
+
+def _check_compile(cfg: DictConfig) -> None:
+    value = cfg.get("compile", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"compile={value!r} is invalid. Valid: true (torch.compile G and D) or false.")
 
 
 def _check_numbers(cfg: DictConfig) -> None:
@@ -252,6 +260,18 @@ def _check_strategy(cfg: DictConfig) -> None:
         raise ConfigError(
             "trainer.sync_batchnorm=true on CPU: torch's SyncBatchNorm runs on GPUs only. Valid: "
             "trainer.sync_batchnorm=false on CPU (each process then normalises its own shard), or GPUs."
+        )
+
+
+def _check_precision(cfg: DictConfig) -> None:
+    """Lightning turns ``precision=16-mixed`` on CPU into ``bf16-mixed`` with a warning: the run would then
+    train in another precision than its config (and summary.json) names. Refused, naming what is valid."""
+    precision = str(cfg.trainer.get("precision"))
+    if precision in ("16-mixed", "16") and _runs_on_cpu(cfg):
+        raise ConfigError(
+            f"trainer.precision={precision} on CPU: Lightning has no float16 mixed precision on CPU and "
+            "would train in bf16-mixed instead, which the run's record would not say. Valid on CPU: "
+            "32-true or bf16-mixed; 16-mixed on GPUs (trainer=gpu)."
         )
 
 

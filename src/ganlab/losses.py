@@ -5,6 +5,10 @@ loss on a real and a fake batch, and the generator's loss on a fake batch (and, 
 losses, on the real batch of the same step). Probabilities never appear:
 ``log D(x) = -softplus(-l)`` and ``log(1 - D(x)) = -softplus(l)`` for ``D(x) = sigmoid(l)``, which stay
 finite and have exact gradients for any logit (``log(sigmoid(l))`` underflows to ``-inf`` at ``l = -100``).
+Logits reach a loss in at least float32: under mixed precision (``trainer.precision=bf16-mixed`` or
+``16-mixed``) D computes in bf16/fp16 and the module casts its logits to float32 (``GAN.critic``), so every
+softplus, square and mean below runs in float32 (autocast runs an op that it does not list in the dtype of
+its inputs).
 
 A new loss is one subclass here plus one ``conf/loss/<name>.yaml``; nothing else learns its name.
 """

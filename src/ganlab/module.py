@@ -274,7 +274,10 @@ class GAN(pl.LightningModule):
         noise = self.batch_noise
         for transform in self.transforms:
             x = transform(x, self.g_steps, noise)
-        return run(self.discriminator, x, labels)
+        logits = run(self.discriminator, x, labels)
+        # at least float32: under mixed precision D computes in bf16/fp16, and the losses' and penalties'
+        # reductions of the logits (softplus, means, squares, the gradient sums) then run in float32
+        return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
     # training ----------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -378,19 +381,24 @@ class GAN(pl.LightningModule):
         logs = {}  # the values of a logging step (:meth:`_log`); none on the others
         if self._log_now:
             logs = {"loss/d": loss.detach(), "D/real": real_logits.mean(), "D/fake": fake_logits.mean()}
-        total = loss
+        total, grad_scale = loss, self._grad_scale()
         for name, penalty in self.penalties.items():
             if penalty.is_due(self.d_steps):
                 # a conditional critic scores every penalty point with the real labels (as StudioGAN does)
-                value = penalty(lambda points: self.critic(points, real_labels), real, fake, self.batch_noise)
+                value = penalty(
+                    lambda points: self.critic(points, real_labels), real, fake, self.batch_noise, grad_scale
+                )
                 if self._log_now:
                     logs[f"penalty/{name}"] = value.detach()
                 total = total + value
         opt.zero_grad(set_to_none=True)
         self.manual_backward(total)
-        # averaged over the processes: every one then sees a non-finite loss of any of them
-        self._check_finite(average_gradients(self.discriminator, total.detach()), "discriminator", "loss")
-        norm = self._clip(opt, self.discriminator, self.clip_grad_norm_d, "D")
+        # averaged over the processes: every one then sees a non-finite loss of any of them. With a gradient
+        # scaler, a penalty whose scaled inner backward overflowed is not finite: the scaler skips that update
+        # and lowers its scale (PyTorch AMP), so the loss alone tells whether D diverged
+        checked = (total if grad_scale is None else loss).detach()
+        self._check_finite(average_gradients(self.discriminator, checked), "discriminator", "loss")
+        norm = self._clip(opt, self.discriminator, self.clip_grad_norm_d)
         if norm is not None and self._log_now:
             logs["grad_norm/D"] = norm
         opt.step()
@@ -417,7 +425,7 @@ class GAN(pl.LightningModule):
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self._check_finite(average_gradients(self.generator, loss.detach()), "generator", "loss")
-        norm = self._clip(opt, self.generator, self.clip_grad_norm_g, "G")
+        norm = self._clip(opt, self.generator, self.clip_grad_norm_g)
         opt.step()
         self._updated_at["generator"] = self.g_steps
         self.untoggle_optimizer(opt)
@@ -431,17 +439,36 @@ class GAN(pl.LightningModule):
         """The input transforms' values at this step (e.g. ``noise/sigma``)."""
         return {k: torch.tensor(float(v)) for t in self.transforms for k, v in t.logs(self.g_steps).items()}
 
-    def _clip(self, opt: Any, net: nn.Module, max_norm: float | None, name: str) -> Tensor | None:
+    def _clip(self, opt: Any, net: nn.Module, max_norm: float | None) -> Tensor | None:
         """The gradient norm before clipping, on logging steps and when clipping (else ``None``: the norm is
         not needed every step; a non-finite gradient shows in the next loss, see :meth:`_check_finite`, and
-        a gradient norm that overflows at the next logging step); clips to ``max_norm`` when set."""
+        a gradient norm that overflows at the next logging step); clips to ``max_norm`` when set.
+
+        With a gradient scaler (:meth:`_grad_scale`) the gradients are still scaled by ``S`` here (Lightning
+        unscales them inside ``opt.step()``, after this; Lightning-AI/pytorch-lightning #18089): the norm is
+        divided by ``S`` and the scaled gradients are clipped at ``S * max_norm``, which is the same
+        clipping. A non-finite norm is then an overflow that the scaler skips, not a divergence."""
         if max_norm is None and not self._log_now:
             return None
-        norm = grad_norm(net)
-        self._check_finite(norm, "generator" if net is self.generator else "discriminator", "gradient norm")
+        norm, grad_scale = grad_norm(net), self._grad_scale()
+        if grad_scale is None:
+            self._check_finite(
+                norm, "generator" if net is self.generator else "discriminator", "gradient norm"
+            )
+        else:
+            norm = norm / grad_scale
         if max_norm is not None:
-            self.clip_gradients(opt, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
+            bound = max_norm if grad_scale is None else max_norm * float(grad_scale)
+            self.clip_gradients(opt, gradient_clip_val=bound, gradient_clip_algorithm="norm")
         return norm
+
+    def _grad_scale(self) -> Tensor | None:
+        """The factor ``S`` by which the gradient scaler of ``trainer.precision=16-mixed`` multiplies every
+        loss before its backward (Lightning's ``MixedPrecision`` plugin holds it, a ``torch.amp.GradScaler``,
+        as ``trainer.precision_plugin.scaler``), as a 0-d tensor on the module's device (no host sync);
+        ``None`` when gradients are not scaled (32-bit, ``bf16-mixed``)."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        return None if scaler is None else scaler.scale(torch.ones((), device=self.device))
 
     def _check_finite(self, value: Tensor, network: str, kind: str) -> None:
         """Queue ``value``, the loss (``kind="loss"``) or gradient norm of the current update of ``network``,

@@ -10,6 +10,11 @@ Randomness (interpolation weights, perturbations) comes from the ``noise`` argum
 :class:`ganlab.noise.BatchNoise` that the module builds over its checkpointed noise generator, so that a
 run split across processes draws what a single process with the global batch draws.
 
+Mixed precision (``trainer.precision=bf16-mixed`` or ``16-mixed``): a penalty gets ``grad_scale``, the
+factor by which ``16-mixed``'s gradient scaler multiplies the losses (``None`` when gradients are not
+scaled), and a penalty that differentiates D with respect to its input passes it to
+:func:`input_gradients`, which applies it as PyTorch's AMP examples do for gradient penalties.
+
 Several penalties combine: each YAML file holds one key, so ``penalty=[gp,r1]`` fills ``penalty.gp`` and
 ``penalty.r1``, and the module adds every due one. A new penalty is one subclass here plus one
 ``conf/penalty/<name>.yaml`` whose single key names it.
@@ -26,6 +31,7 @@ from ganlab.distributed import batch_std
 from ganlab.noise import BatchNoise, as_batch_noise
 
 Critic = Callable[[Tensor], Tensor]
+GradScale = Tensor | float  # a gradient scaler's factor: a 0-d tensor (GradScaler.scale of a one) or a number
 
 
 class Penalty:
@@ -37,6 +43,10 @@ class Penalty:
     """
 
     per_sample: bool = False
+    # whether the penalty differentiates D's output with respect to its input with ``create_graph=True``
+    # and then trains through that gradient (a double backward): ``compile=true`` leaves D uncompiled then
+    # (ganlab.build), as torch.compile's backward cannot itself be differentiated
+    double_backward: bool = False
 
     def __init__(self, weight: float, every: int = 1) -> None:
         if not weight > 0:
@@ -50,28 +60,61 @@ class Penalty:
         """Whether the penalty applies at discriminator step ``d_step`` (0-based)."""
         return d_step % self.every == 0
 
-    def __call__(self, critic: Critic, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
+    def __call__(
+        self,
+        critic: Critic,
+        real: Tensor,
+        fake: Tensor,
+        noise: BatchNoise | None = None,
+        grad_scale: GradScale | None = None,
+    ) -> Tensor:
         """Weighted penalty, ``weight * every * value``; call only when :meth:`is_due`. ``noise``: where
-        random draws come from (``None``: torch's global RNG)."""
-        return self.weight * self.every * self.value(critic, real, fake, as_batch_noise(noise))
+        random draws come from (``None``: torch's global RNG); ``grad_scale``: the gradient scaler's factor
+        (``None``: gradients are not scaled), see :func:`input_gradients`."""
+        return self.weight * self.every * self.value(critic, real, fake, as_batch_noise(noise), grad_scale)
 
-    def value(self, critic: Critic, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
+    def value(
+        self,
+        critic: Critic,
+        real: Tensor,
+        fake: Tensor,
+        noise: BatchNoise | None = None,
+        grad_scale: GradScale | None = None,
+    ) -> Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(weight={self.weight}, every={self.every})"
 
 
-def input_gradients(critic: Critic, x: Tensor) -> Tensor:
+def input_gradients(critic: Critic, x: Tensor, grad_scale: GradScale | None = None) -> Tensor:
     """Per-sample ``grad_x critic(x)``, flattened to ``(N, features)``, with the graph kept so that the
     penalty can be trained.
 
     The critic scores each sample on its own, so the gradient of the summed logits holds every sample's own
     gradient. ``create_graph=True`` then one ordinary backward of the total loss (no second
     ``autograd.grad``): the form that gives correct gradients under DDP (pytorch/pytorch #47562).
+
+    Mixed precision. ``x`` is taken in at least float32, so the gradient is returned in float32 and the
+    norms and means a penalty takes of it are float32 reductions (under autocast D's layers still compute
+    in bf16/fp16). In float16 the backward through D can underflow to zero, which is why ``16-mixed``
+    scales every loss by a factor ``S`` before its backward; the same holds for this inner backward, so,
+    as in PyTorch's AMP example "Gradient penalty", the gradient is taken of the *scaled* output and
+    divided by the factor afterwards. With ``grad_scale = S`` the summed logits are multiplied by
+    ``S / N`` (``N`` samples): each logit then gets the gradient ``S / N`` that the scaled batch-mean loss
+    of the outer backward gives it, so the inner backward runs at the magnitudes the scaler keeps inside
+    float16's range, and dividing by ``S / N`` gives the plain gradient back (exactly, in float32, when
+    ``S / N`` is a power of two). ``None``: no scaling (32-bit, and bf16, whose range is float32's). An
+    overflow makes the gradient non-finite: the scaler then skips the update and lowers ``S``.
     """
-    x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    x = x.detach().to(torch.promote_types(x.dtype, torch.float32)).requires_grad_(True)
+    out = critic(x).sum()
+    if grad_scale is None:
+        (grad,) = torch.autograd.grad(out, x, create_graph=True)
+    else:
+        factor = grad_scale / x.shape[0]
+        (scaled,) = torch.autograd.grad(out * factor, x, create_graph=True)
+        grad = scaled / factor
     return grad.flatten(start_dim=1)
 
 
@@ -91,6 +134,7 @@ class GradientPenalty(Penalty):
     """
 
     per_sample = True
+    double_backward = True
 
     def __init__(self, weight: float = 10.0, center: float = 1.0, every: int = 1) -> None:
         super().__init__(weight, every)
@@ -101,8 +145,15 @@ class GradientPenalty(Penalty):
         eps = _uniform_per_sample(real, noise)
         return eps * real.detach() + (1.0 - eps) * fake.detach()
 
-    def value(self, critic: Critic, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
-        norms = input_gradients(critic, self.points(real, fake, noise)).norm(2, dim=1)
+    def value(
+        self,
+        critic: Critic,
+        real: Tensor,
+        fake: Tensor,
+        noise: BatchNoise | None = None,
+        grad_scale: GradScale | None = None,
+    ) -> Tensor:
+        norms = input_gradients(critic, self.points(real, fake, noise), grad_scale).norm(2, dim=1)
         return (norms - self.center).pow(2).mean()
 
     def __repr__(self) -> str:
@@ -151,6 +202,7 @@ class R1Penalty(Penalty):
     """
 
     per_sample = True
+    double_backward = True
 
     def __init__(self, weight: float = 5.0, every: int = 1) -> None:
         super().__init__(weight, every)
@@ -159,8 +211,15 @@ class R1Penalty(Penalty):
         """Where the gradient is penalised: the real batch."""
         return real
 
-    def value(self, critic: Critic, real: Tensor, fake: Tensor, noise: BatchNoise | None = None) -> Tensor:
-        return input_gradients(critic, self.points(real, fake, noise)).pow(2).sum(dim=1).mean()
+    def value(
+        self,
+        critic: Critic,
+        real: Tensor,
+        fake: Tensor,
+        noise: BatchNoise | None = None,
+        grad_scale: GradScale | None = None,
+    ) -> Tensor:
+        return input_gradients(critic, self.points(real, fake, noise), grad_scale).pow(2).sum(dim=1).mean()
 
 
 class R2Penalty(R1Penalty):
