@@ -12,17 +12,26 @@ from typing import Any
 FAKE_GPUS = "GANLAB_FAKE_GPUS"  # e.g. "0,1": devices the launcher hands out instead of probing (tests)
 
 
-def machine_gpus() -> list[str]:
-    """The GPU ids jobs may use: those of ``$GANLAB_FAKE_GPUS`` when set, else those of an existing
-    ``CUDA_VISIBLE_DEVICES`` (a sweep started with ``CUDA_VISIBLE_DEVICES=2,3`` uses only 2 and 3), else
-    every CUDA device torch counts. An empty list means no GPU."""
+def listed_gpus() -> list[str] | None:
+    """The GPU ids the environment names: ``$GANLAB_FAKE_GPUS`` when set, else an existing
+    ``CUDA_VISIBLE_DEVICES`` (a sweep started with ``CUDA_VISIBLE_DEVICES=2,3`` uses only 2 and 3); ``None``
+    when neither is set (then torch must count them)."""
     for variable in (FAKE_GPUS, "CUDA_VISIBLE_DEVICES"):
         listed = os.environ.get(variable)
         if listed is not None:
             return [d.strip() for d in listed.split(",") if d.strip()]
+    return None
+
+
+def machine_gpus() -> list[str]:
+    """The GPU ids jobs may use: :func:`listed_gpus`, else every CUDA device torch counts (through NVML:
+    CUDA itself is not initialised). An empty list means no GPU."""
+    listed = listed_gpus()
+    if listed is not None:
+        return listed
     import torch
 
-    return [str(i) for i in range(torch.cuda.device_count())]  # NVML: CUDA itself is not initialised
+    return [str(i) for i in range(torch.cuda.device_count())]
 
 
 def machine_cores() -> int:

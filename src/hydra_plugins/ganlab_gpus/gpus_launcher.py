@@ -57,7 +57,14 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.ganlab_gpus.devices import Slot, check_request, check_trainer, machine_gpus, slots
+from hydra_plugins.ganlab_gpus.devices import (
+    Slot,
+    check_request,
+    check_trainer,
+    listed_gpus,
+    machine_gpus,
+    slots,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,7 @@ PRELOAD = [
     "ganlab.resume",
     "ganlab.callbacks.pruning",
     "ganlab.cli",
+    "ganlab.forkserver",  # last: the server ends without tearing these modules down
 ]
 GRACE_S = 30.0  # seconds a job's other processes get to end after one of them ended, before SIGKILL
 
@@ -177,13 +185,29 @@ def _failure(result: JobReturn | None, code: int | None) -> str | None:
 
 
 def _context(start_method: str) -> Any:
-    """The multiprocessing context of the job processes; the forkserver is started at once (importing
-    :data:`PRELOAD` takes seconds), so that it loads while the launcher finishes setting up."""
+    """The multiprocessing context of the job processes (with ``forkserver``: the server's imports set;
+    it starts with the first process)."""
     context = get_context(start_method)
     if start_method == "forkserver":
         context.set_forkserver_preload(PRELOAD)
-        multiprocessing.forkserver.ensure_running()
     return context
+
+
+def _send_gpus(conn: Connection) -> None:
+    conn.send(machine_gpus())
+
+
+def _probe_gpus(context: Any) -> list[str]:
+    """:func:`machine_gpus` counted by torch in a process of ``context``, so that this process never
+    imports torch: with ``forkserver``, a fork of the server, whose imports the jobs need next anyway."""
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_send_gpus, args=(send,))
+    process.start()
+    send.close()
+    try:
+        return receive.recv()
+    finally:
+        process.join()
 
 
 class GpusLauncher(Launcher):
@@ -198,17 +222,22 @@ class GpusLauncher(Launcher):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         """Check the request against the machine and the run config before anything is written (exit 2
-        with one paragraph, as ganlab does for every invalid config), and plan the slots."""
+        with one paragraph, as ganlab does for every invalid config), and plan the slots. The forkserver
+        starts its imports here at the latest, while Hydra prepares the sweep folder."""
         if self.start_method not in START_METHODS:
             valid = ", ".join(START_METHODS)
             self._refuse(f"hydra.launcher.start_method={self.start_method!r}. Valid: {valid}.")
         self.context = _context(self.start_method)
-        gpus = machine_gpus()
+        gpus = listed_gpus()
+        if gpus is None:
+            gpus = _probe_gpus(self.context)
         problem = check_request(self.devices_per_job, self.cpus_per_job, gpus)
         if problem is None and "trainer" in config:
             problem = check_trainer(config.trainer, self.devices_per_job, gpus)
         if problem:
             self._refuse(problem)
+        if self.start_method == "forkserver":
+            multiprocessing.forkserver.ensure_running()
         self.slots = slots(self.devices_per_job, self.cpus_per_job, gpus)
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
