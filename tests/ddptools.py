@@ -78,3 +78,19 @@ def assert_same_run(ddp: Path, single: Path, ddp_summary: dict, single_summary: 
         [r["step"] for r in csv.DictReader(open(run / "metrics.csv")) if r["loss/d"]] for run in (ddp, single)
     ]
     assert steps[0] == steps[1]  # one writer: each training step's row once
+
+
+def assert_same_metrics(ddp: Path, single: Path) -> None:
+    """``metrics.csv`` of the two runs: the same columns and rows (steps), every value equal to the
+    tolerance of the summary's metrics (losses are global means; metrics are over all samples)."""
+    a, b = (list(csv.DictReader(open(run / "metrics.csv"))) for run in (ddp, single))
+    assert len(a) == len(b) > 0 and list(a[0]) == list(b[0])
+    for row_a, row_b in zip(a, b, strict=True):
+        for key, value in row_b.items():
+            if value == "":
+                assert row_a[key] == "", (key, row_b["step"])
+            else:
+                assert float(row_a[key]) == pytest.approx(float(value), rel=1e-3, abs=1e-4), (
+                    key,
+                    row_b["step"],
+                )
