@@ -118,6 +118,22 @@ def test_a_dataset_smaller_than_the_global_batch_is_refused_before_anything_is_w
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("devices, started", [("1", "2"), ("2", "4")])
+def test_a_trainer_asking_for_other_processes_than_its_launcher_started_is_refused(
+    tmp_path, monkeypatch, devices, started
+):
+    """torchrun or the gpus launcher started WORLD_SIZE processes: each must be one of trainer.devices
+    x num_nodes, else the processes would wait for each other forever (or train a wrong global batch)."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", started)
+    cfg = compose_cfg(["trainer.accelerator=cpu", f"trainer.devices={devices}"], tmp_path / "run")
+    with pytest.raises(
+        ConfigError, match=f"asks for {devices} process.es., but this job was started as {started}"
+    ):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 def test_sync_batchnorm_is_selectable_and_converts_every_batch_norm(tmp_path):
     cfg = compose_cfg(
         [
