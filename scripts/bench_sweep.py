@@ -16,7 +16,9 @@ Where the time goes: ``in train()`` sums the jobs' ``wall_s`` (summary.json: set
 the rest is start-up (interpreter, Hydra, imports of torch and Lightning) and Hydra's per-job work. For the
 gpus launcher, each job's process wall time (``gpus_launcher.jsonl``) is split into its time in
 ``train()`` and its process start-up, and the time until the first job started is the main process's
-start-up plus, with ``forkserver``, the server's imports.
+start-up plus, with ``forkserver``, the server's imports. CPU seconds (less skewed by other work than wall
+times) are those of the sweep's main process and the processes it waited for (all of the sequential
+sweep; spawned job processes), and each job's own (forked job processes, whose server is not waited for).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,6 +56,7 @@ class Sweep:
     began: float  # time.time() when the command started
     load: tuple[str, str]
     folder: Path
+    cpu: float  # CPU seconds of the command's process and the children it waited for
 
     def train_seconds(self) -> list[float]:
         """Each job's time in ``train()`` (summary.json ``wall_s``), by job number."""
@@ -77,12 +81,17 @@ def load() -> str:
 def timed_sweep(folder: Path, overrides: list[str], env: dict[str, str]) -> Sweep:
     """Run the multirun; raises when it failed (a benchmark of failed jobs measures nothing)."""
     cmd = [sys.executable, "-m", "ganlab.train", "-m", *overrides, f"hydra.sweep.dir={folder}"]
-    before, began, started = load(), time.time(), time.perf_counter()
+    before, began, cpu, started = load(), time.time(), children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=folder.parent)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"bench_sweep: the sweep in {folder} failed:\n{proc.stderr[-3000:]}")
-    return Sweep(seconds, began, (before, load()), folder)
+    return Sweep(seconds, began, (before, load()), folder, children_cpu() - cpu)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def describe_parallel(sweep: Sweep, before_first: str) -> list[str]:
@@ -94,16 +103,18 @@ def describe_parallel(sweep: Sweep, before_first: str) -> list[str]:
     first = min(e["start"] for e in jobs) - sweep.began
     lines = [
         f"  command start -> first job's processes started: {first:.1f} s ({before_first})",
-        "  job  process wall  in train()  process start-up (share)",
+        "  job  process wall  in train()  process start-up (share)  CPU of its processes",
     ]
     for entry, inside in zip(jobs, train, strict=True):
-        wall = entry["end"] - entry["start"]
+        wall, cpu = entry["end"] - entry["start"], sum(c or 0.0 for c in entry["cpu_s"])
         share = 1 - inside / wall
         lines.append(
-            f"  {entry['job']:>3}  {wall:10.1f} s  {inside:8.1f} s  {wall - inside:8.1f} s ({share:.0%})"
+            f"  {entry['job']:>3}  {wall:10.1f} s  {inside:8.1f} s  {wall - inside:8.1f} s ({share:4.0%})"
+            f"  {cpu:8.1f} s"
         )
     last = max(e["end"] for e in jobs) - sweep.began
     lines.append(f"  last job ended at {last:.1f} s; the command ended at {sweep.seconds:.1f} s")
+    lines.append(f"  CPU of the main process and the processes it waited for: {sweep.cpu:.1f} s")
     return lines
 
 
@@ -117,7 +128,7 @@ def report(number: int, seq: Sweep, par: Sweep, before_first: str) -> float:
     inside = sum(seq.train_seconds())
     print(
         f"  one after another: in train() {inside:.1f} s, start-up and Hydra "
-        f"{seq.seconds - inside:.1f} s ({1 - inside / seq.seconds:.0%} of the sweep)"
+        f"{seq.seconds - inside:.1f} s ({1 - inside / seq.seconds:.0%} of the sweep); CPU {seq.cpu:.1f} s"
     )
     for line in describe_parallel(par, before_first):
         print(line)

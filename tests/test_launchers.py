@@ -108,6 +108,21 @@ def test_each_process_of_a_job_gets_what_torchrun_would_set():
     assert single.process_environment(0, 0, "run") == single.environment()  # one process: no process group
 
 
+def test_gpus_are_known_without_torch_from_the_variables_or_a_missing_driver(tmp_path, monkeypatch):
+    devices = sys.modules[Slot.__module__]
+    driver = tmp_path / "nvidiactl"
+    monkeypatch.setattr(devices, "GPU_DRIVER_FILES", (str(driver),))
+    monkeypatch.delenv(FAKE_GPUS, raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert devices.known_gpus() == []  # no driver: no GPU, and no torch to import
+    driver.touch()
+    assert devices.known_gpus() is None  # a driver: torch must count them
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3")
+    assert devices.known_gpus() == ["2", "3"]
+    monkeypatch.setenv(FAKE_GPUS, "")
+    assert devices.known_gpus() == []
+
+
 @pytest.mark.parametrize(
     "devices, cpus, gpus, named",
     [

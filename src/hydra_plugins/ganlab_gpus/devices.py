@@ -1,8 +1,8 @@
 """The devices a machine offers to the jobs of a sweep, split into the groups that jobs get.
 
 Light imports only: Hydra imports every module of ``hydra_plugins`` at start-up, and a job process must
-get its ``CUDA_VISIBLE_DEVICES`` before anything initialises CUDA. The probe runs once per sweep, in the
-launching process (never in a step loop)."""
+get its ``CUDA_VISIBLE_DEVICES`` before anything initialises CUDA. The GPUs are counted once per sweep
+(never in a step loop), by torch only where a GPU driver is installed and no variable lists them."""
 
 import os
 from collections.abc import Mapping
@@ -10,25 +10,28 @@ from dataclasses import dataclass
 from typing import Any
 
 FAKE_GPUS = "GANLAB_FAKE_GPUS"  # e.g. "0,1": devices the launcher hands out instead of probing (tests)
+# A GPU driver's device files: NVIDIA's control device, AMD ROCm's (torch.cuda on HIP). Without any of them
+# (a CPU machine or container) neither CUDA nor ROCm sees a GPU.
+GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/kfd")
 
 
-def listed_gpus() -> list[str] | None:
-    """The GPU ids the environment names: ``$GANLAB_FAKE_GPUS`` when set, else an existing
-    ``CUDA_VISIBLE_DEVICES`` (a sweep started with ``CUDA_VISIBLE_DEVICES=2,3`` uses only 2 and 3); ``None``
-    when neither is set (then torch must count them)."""
+def known_gpus() -> list[str] | None:
+    """The GPU ids jobs may use, when known without torch: those of ``$GANLAB_FAKE_GPUS`` when set, else
+    those of an existing ``CUDA_VISIBLE_DEVICES`` (a sweep started with ``CUDA_VISIBLE_DEVICES=2,3`` uses
+    only 2 and 3), else none where no GPU driver is installed; ``None`` when torch must count them."""
     for variable in (FAKE_GPUS, "CUDA_VISIBLE_DEVICES"):
         listed = os.environ.get(variable)
         if listed is not None:
             return [d.strip() for d in listed.split(",") if d.strip()]
-    return None
+    return None if any(os.path.exists(f) for f in GPU_DRIVER_FILES) else []
 
 
 def machine_gpus() -> list[str]:
-    """The GPU ids jobs may use: :func:`listed_gpus`, else every CUDA device torch counts (through NVML:
+    """The GPU ids jobs may use: :func:`known_gpus`, else every CUDA device torch counts (through NVML:
     CUDA itself is not initialised). An empty list means no GPU."""
-    listed = listed_gpus()
-    if listed is not None:
-        return listed
+    known = known_gpus()
+    if known is not None:
+        return known
     import torch
 
     return [str(i) for i in range(torch.cuda.device_count())]

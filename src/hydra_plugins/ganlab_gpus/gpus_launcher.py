@@ -28,13 +28,15 @@ OpenMP read ``OMP_NUM_THREADS`` when torch loaded it) and Lightning's rank for `
 
 Each job returns Hydra's ``JobReturn`` (a sweeper and ganlab's ``MultirunOutcome`` work as with any
 launcher); a job that fails, or whose process dies, is reported failed and the others go on.
-``<sweep>/gpus_launcher.jsonl`` records each job's start, end, devices, processes and exit codes.
+``<sweep>/gpus_launcher.jsonl`` records each job's start, end, devices, and its processes' ids, exit codes
+and CPU seconds.
 """
 
 import json
 import logging
 import multiprocessing.forkserver
 import os
+import resource
 import signal
 import socket
 import sys
@@ -61,7 +63,7 @@ from hydra_plugins.ganlab_gpus.devices import (
     Slot,
     check_request,
     check_trainer,
-    listed_gpus,
+    known_gpus,
     machine_gpus,
     slots,
 )
@@ -156,13 +158,16 @@ def _adopt(env: dict[str, str], threads: int, rank: int) -> None:
 
 def _child(env: dict[str, str], threads: int, rank: int, payload: bytes, conn: Connection) -> None:
     """Entry point of a job's process: the slot's variables first (:func:`_adopt`), then the job; its
-    ``JobReturn`` goes back through ``conn``."""
+    ``JobReturn`` and the CPU seconds the process used go back through ``conn``."""
     _adopt(env, threads, rank)
     result = cloudpickle.loads(payload)()
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this process's own: not the server's imports
+    cpu = round(usage.ru_utime + usage.ru_stime, 2)
     try:
-        data = cloudpickle.dumps(result)
+        data = cloudpickle.dumps((result, cpu))
     except Exception as exc:  # e.g. an exception in the JobReturn that cannot be pickled
-        data = cloudpickle.dumps(_failed(result.overrides, f"the job's result cannot be sent back: {exc}"))
+        failed = _failed(result.overrides, f"the job's result cannot be sent back: {exc}")
+        data = cloudpickle.dumps((failed, cpu))
     conn.send_bytes(data)
 
 
@@ -228,7 +233,7 @@ class GpusLauncher(Launcher):
             valid = ", ".join(START_METHODS)
             self._refuse(f"hydra.launcher.start_method={self.start_method!r}. Valid: {valid}.")
         self.context = _context(self.start_method)
-        gpus = listed_gpus()
+        gpus = known_gpus()
         if gpus is None:
             gpus = _probe_gpus(self.context)
         problem = check_request(self.devices_per_job, self.cpus_per_job, gpus)
@@ -283,6 +288,7 @@ class _Process:
     killed: bool = False
     ended_at: float = 0.0
     result: JobReturn | None = None
+    cpu_s: float | None = None  # CPU seconds the process used (None: it died before returning)
 
 
 @dataclass
@@ -378,7 +384,7 @@ class _Scheduler:
 
     def collect(self, job: _Running, process: _Process) -> None:
         try:
-            process.result = cloudpickle.loads(process.conn.recv_bytes())
+            process.result, process.cpu_s = cloudpickle.loads(process.conn.recv_bytes())
         except EOFError:
             process.result = None
         process.conn.close()
@@ -400,6 +406,7 @@ class _Scheduler:
             "end": time.time(),
             "pids": [p.process.pid for p in job.processes],
             "exitcodes": codes,
+            "cpu_s": [p.cpu_s for p in job.processes],
         }
         with open(self.record, "a") as f:
             f.write(json.dumps(entry) + "\n")
