@@ -271,6 +271,8 @@ def spy(name, function):
 torch._C._cuda_getDeviceCount = spy("cudaGetDeviceCount", torch._C._cuda_getDeviceCount)
 torch._C._cuda_init = spy("cuda_init", torch._C._cuda_init)
 torch.cuda._raw_device_count_nvml = spy("nvml", torch.cuda._raw_device_count_nvml)
+torch.cuda.device_count = spy("device_count", torch.cuda.device_count)
+torch.cuda.is_available = spy("is_available", torch.cuda.is_available)
 for name in json.loads(sys.argv[1]):
     importlib.import_module(name)
 print(json.dumps({"calls": calls, "initialized": torch.cuda.is_initialized()}), flush=True)

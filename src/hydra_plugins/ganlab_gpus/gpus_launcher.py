@@ -21,8 +21,9 @@ Forking after ``import torch`` is still in time for ``CUDA_VISIBLE_DEVICES``: ``
 initialised (torch/cuda/__init__.py), and it is the CUDA runtime's initialisation (``cuInit``, first
 reached through ``cudaGetDeviceCount`` in ``torch.cuda.is_available()`` or any CUDA call) that reads the
 variable; ``torch.cuda.device_count()`` before initialisation asks NVML, honours the variable at each call
-and caches nothing (torch >= 2.3, pytorch/pytorch #122815). Importing :data:`PRELOAD` calls neither
-(tests/test_launchers.py checks it). What the server fixed at import from the launcher's environment is
+and caches nothing (since torch 2.3: pytorch/pytorch #122815). Importing :data:`PRELOAD` calls neither
+(tests/test_launchers.py checks it: an import that counted devices, as ``torch._dynamo``'s once did,
+pytorch/pytorch #122085, would show there). What the server fixed at import from the launcher's environment is
 set again in each process (:func:`_adopt`): torch's intra-op threads (``torch.set_num_threads``; GNU
 OpenMP read ``OMP_NUM_THREADS`` when torch loaded it) and Lightning's rank for ``rank_zero_only``.
 
