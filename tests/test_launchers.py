@@ -364,6 +364,8 @@ def test_jobs_of_two_processes_train_what_one_process_trains_on_the_global_batch
         "train.log",
         "train_rank1.log",
     ]
+    console = proc.stdout + proc.stderr  # a job's lines come from its rank 0 only
+    assert [console.count(f"[job {j}] {what}:") for j in (0, 1) for what in ("started", "ended")] == [1] * 4
     single = one_process(tmp_path / "one", 32, *toy, "seed=1")
     ddp_summary = json.loads((sweep / "1" / "summary.json").read_text())
     assert_same_run(sweep / "1", tmp_path / "one", ddp_summary, single)
