@@ -19,12 +19,15 @@ def fake_job(idx: int, overrides: list[str], rank: int) -> partial:
 
 
 def act(action: str, overrides: list[str], rank: int) -> JobReturn:
-    """``hang`` (as a process waiting in a collective for one that died), ``exit3`` (a process that dies),
+    """``hang`` (as a process waiting in a collective for one that died), ``slow`` (3 s, then complete),
+    ``exit3`` (a process that dies),
     ``raise`` (a job that raised, as Hydra's run_job returns it), or complete, returning its rank; a
     ``report=<folder>`` entry has it write there what it found (its rank as the environment and Lightning
     say, torch's threads and a sum over them, CUDA's state) as ``<rank>.json``."""
     if action == "hang":
         time.sleep(600)
+    if action == "slow":  # e.g. rank 0 uploading to a tracker after the other ranks ended
+        time.sleep(3)
     if action == "exit3":
         os._exit(3)
     ret = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)

@@ -234,6 +234,14 @@ def test_a_dead_process_fails_its_job_its_waiting_sibling_is_killed_and_the_next
     assert entries[1]["exitcodes"] == [0, 0] and entries[1]["start"] >= entries[0]["end"]
 
 
+def test_a_rank_0_slower_to_end_than_the_others_is_not_killed(tmp_path):
+    """Rank 1 ended, completed; rank 0 takes longer than the grace period (closing its trackers): the
+    clock starts only when a process fails or rank 0 ends."""
+    results, entries = schedule(tmp_path, get_context("spawn"), Slot((), 1, 2), [["slow", "ok"]])
+    assert results[0].status == JobStatus.COMPLETED and results[0].return_value == 0
+    assert entries[0]["exitcodes"] == [0, 0]
+
+
 def test_a_process_of_rank_above_0_that_raised_fails_its_job(tmp_path):
     results, entries = schedule(tmp_path, get_context("spawn"), Slot((), 1, 2), [["ok", "raise"]])
     assert failure(results[0]).startswith("process 1 of job #0 failed: ValueError: rank 1 broke")

@@ -10,9 +10,10 @@ go to the next one when it ends. Without GPUs, the groups are CPU core groups.
 A job of ``devices_per_job=k > 1`` devices is started as k processes, as ``torchrun --nproc-per-node=k``
 would start them (:meth:`Slot.process_environment`): Lightning joins them into one DDP run instead of
 starting processes itself. Only rank 0's ``JobReturn`` counts; the job fails when any of its processes
-fails, and once one of them has ended the others get :data:`GRACE_S` seconds to end too (they meet in a
-collective at every step, so they end together) before they are killed: a process that died never
-leaves its siblings waiting in a collective, and the sweep goes on.
+fails. Once one of them has failed, or rank 0 has ended, the others get :data:`GRACE_S` seconds to end
+too (they meet in a collective at every step, so they end together) before they are killed: a process
+that died never leaves its siblings waiting in a collective, and the sweep goes on; a rank 0 still
+closing its trackers after the others ended is not hurried.
 
 How job processes start (``start_method``): ``forkserver`` (default) forks each process from a server
 process that imported :data:`PRELOAD` (torch, Lightning, ganlab: seconds of CPU per process otherwise)
@@ -84,7 +85,7 @@ PRELOAD = [
     "ganlab.cli",
     "ganlab.forkserver",  # last: the server ends without tearing these modules down
 ]
-GRACE_S = 30.0  # seconds a job's other processes get to end after one of them ended, before SIGKILL
+GRACE_S = 30.0  # seconds a job's processes get to end after one failed or rank 0 ended, before SIGKILL
 
 Job = Callable[[], JobReturn]
 
@@ -300,7 +301,7 @@ class _Running:
     port: int
     started: float  # when its processes had started
     processes: list[_Process]
-    deadline: float | None = None  # set when its first process ended: the others are killed after it
+    deadline: float | None = None  # set when a process failed or rank 0 ended: the others are killed after it
 
 
 class _Scheduler:
@@ -391,7 +392,8 @@ class _Scheduler:
         process.conn.close()
         process.process.join()
         process.ended, process.ended_at = True, time.monotonic()
-        if job.deadline is None:
+        failed = _failure(process.result, process.process.exitcode) is not None
+        if job.deadline is None and (process.rank == 0 or failed):
             job.deadline = time.monotonic() + self.grace_s
 
     def finish(self, job: _Running) -> None:
