@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 FAKE_GPUS = "GANLAB_FAKE_GPUS"  # e.g. "0,1": devices the launcher hands out instead of probing (tests)
-# A GPU driver's device files: NVIDIA's control device, AMD ROCm's (torch.cuda on HIP). Without any of them
-# (a CPU machine or container) neither CUDA nor ROCm sees a GPU.
-GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/kfd")
+# The device files through which CUDA or ROCm reach a GPU: NVIDIA's driver, WSL2's GPU paravirtualisation,
+# NVIDIA Jetson's integrated GPU, AMD ROCm's (torch.cuda on HIP). Without any of them (a CPU machine or
+# container) torch sees no GPU, so there is nothing to count.
+GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/dxg", "/dev/nvhost-ctrl-gpu", "/dev/kfd")
 
 
 def known_gpus() -> list[str] | None:
