@@ -40,6 +40,63 @@ visible = [tuple(json.loads((sweep / str(i) / "summary.json").read_text())["visi
 print("distinct device groups used:", len(set(visible)))
 PY
 
+echo "== forkserver: a process forked after its server imported torch sees the GPUs its CUDA_VISIBLE_DEVICES names"
+cat > "$OUT/forkcheck.py" <<'PY'
+import os
+import sys
+
+
+def visible(ids, conn):
+    """In a fork of the gpus launcher's server: set CUDA_VISIBLE_DEVICES, then ask CUDA (initialising it)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ids
+    import torch
+
+    uuids = [str(torch.cuda.get_device_properties(i).uuid) for i in range(torch.cuda.device_count())]
+    conn.send((torch.cuda.is_available(), uuids))
+
+
+if __name__ == "__main__":
+    from hydra_plugins.ganlab_gpus.gpus_launcher import _context
+
+    context, n = _context("forkserver"), int(sys.argv[1])
+    seen = {}
+    for ids in ["", "0", *([f"{n - 1}"] if n > 1 else []), ",".join(map(str, range(n)))]:
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=visible, args=(ids, send))
+        process.start()
+        send.close()
+        available, uuids = receive.recv()
+        process.join()
+        seen[ids] = uuids
+        print(f"CUDA_VISIBLE_DEVICES={ids!r:10} -> available {available}, {len(uuids)} GPU(s): {uuids}")
+        assert len(uuids) == len([i for i in ids.split(",") if i]), "a forked process did not honour the variable"
+    if n > 1:
+        assert seen[f"{n - 1}"] != seen["0"] and seen[f"{n - 1}"][0] == seen[",".join(map(str, range(n)))][-1]
+    print("ok: each forked process saw exactly the GPUs it was given")
+PY
+"$PYTHON" "$OUT/forkcheck.py" "$N_GPUS"
+
+echo "== devices_per_job=2: each job a DDP run on its 2 GPUs (needs 2 GPUs)"
+if [ "$N_GPUS" -lt 2 ]; then
+  echo "skipped: $N_GPUS GPU here"
+else
+  "$PYTHON" -m ganlab.train -m hydra/launcher=gpus hydra.launcher.devices_per_job=2 trainer=gpu trainer.devices=2 \
+    trainer.strategy=ddp seed=0,1 logger=none trainer.max_steps=500 trainer.enable_progress_bar=false sample_every=0 \
+    callbacks.checkpoint.every=0 hydra.sweep.dir="$OUT/ddp" > "$OUT/ddp.log" 2>&1 || { tail -40 "$OUT/ddp.log"; exit 1; }
+  "$PYTHON" - "$OUT/ddp" <<'PY'
+import json, sys
+from pathlib import Path
+
+sweep = Path(sys.argv[1])
+for entry in map(json.loads, (sweep / "gpus_launcher.jsonl").read_text().splitlines()):
+    s = json.loads((sweep / str(entry["job"]) / "summary.json").read_text())
+    devices = ", ".join(f"rank {p['rank']}: {p['device']}" for p in s["processes"])
+    print(f"job {entry['job']}: {s['status']}, GPUs {','.join(entry['gpus'])}, world_size {s['world_size']}, "
+          f"replica_max_abs_diff {s['replica_max_abs_diff']}, {s['g_steps'] / s['wall_s']:.1f} steps/s; {devices}")
+    assert s["status"] == "completed" and s["world_size"] == 2 and s["replica_max_abs_diff"] == 0.0
+PY
+fi
+
 echo "== bench on cuda, logger=none: fp32, bf16-mixed, 16-mixed (autocast + gradient scaler) and compile=true"
 # ms per generator step, hand loop vs ganlab at the same precision (README: Mixed precision and compilation).
 # 8 bench processes per precision (2 cases x hand/ganlab x 2 run lengths); compiled: resnet only, 4 + 2 warm-ups

@@ -1,20 +1,11 @@
 """Multi-process (DDP) training: batch-sharded noise and data, and 2 gloo processes on CPU against one
-process fed the same global batches and noise.
-
-Tolerance of the 2-process vs 1-process comparisons: float32 parameters agree to ``atol=1e-5`` (plus
-``rtol=1e-4``) after the runs below. The two runs compute the same sums in another order (two shard means
-averaged by an all-reduce against one mean over the global batch): each update differs by a few float32
-ulps (measured: max |diff| 6e-8 over all parameters after 6 WGAN-GP steps), far below a learning-rate
-step (1e-4 .. 1e-3), so any real error (a wrong shard, noise, reduction or a missing penalty term) shows.
-The replicas of the 2 processes must be identical, bit for bit: ``replica_max_abs_diff == 0.0``.
+process fed the same global batches and noise (the comparison and its tolerance: ddptools.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
-import math
 import os
 import signal
 import socket
@@ -27,14 +18,13 @@ import pytest
 import torch
 
 from cfgtools import compose_cfg
+from ddptools import ATOL, COMMON, RTOL, TOY, assert_same_run, one_process
 from ganlab.augment import DiffAugment, InstanceNoise
 from ganlab.config import ConfigError, validate, world_size
 from ganlab.data.base import EpochBatchSampler
 from ganlab.noise import BatchNoise
 from ganlab.penalties import GradientPenalty
 from ganlab.train import build, build_trainer, train
-
-ATOL, RTOL = 1e-5, 1e-4
 
 
 # batch-sharded randomness and data (one process) --------------------------------------------------------
@@ -128,6 +118,22 @@ def test_a_dataset_smaller_than_the_global_batch_is_refused_before_anything_is_w
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("devices, started", [("1", "2"), ("2", "4")])
+def test_a_trainer_asking_for_other_processes_than_its_launcher_started_is_refused(
+    tmp_path, monkeypatch, devices, started
+):
+    """torchrun or the gpus launcher started WORLD_SIZE processes: each must be one of trainer.devices
+    x num_nodes, else the processes would wait for each other forever (or train a wrong global batch)."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", started)
+    cfg = compose_cfg(["trainer.accelerator=cpu", f"trainer.devices={devices}"], tmp_path / "run")
+    with pytest.raises(
+        ConfigError, match=f"asks for {devices} process.es., but this job was started as {started}"
+    ):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 def test_sync_batchnorm_is_selectable_and_converts_every_batch_norm(tmp_path):
     cfg = compose_cfg(
         [
@@ -148,26 +154,6 @@ def test_sync_batchnorm_is_selectable_and_converts_every_batch_norm(tmp_path):
 
 
 # 2 gloo processes against 1 ------------------------------------------------------------------------------
-COMMON = [
-    "trainer.accelerator=cpu",
-    "logger=none",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.log_every_n_steps=1",
-    "sample_every=0",
-    "callbacks.evaluation.n_samples=200",
-    "callbacks.evaluation.batch_size=50",
-]
-TOY = [
-    "data=ring8",
-    "data.n_train=512",
-    "model.generator.width=16",
-    "model.discriminator.width=16",
-    "model.generator.depth=2",
-    "model.discriminator.depth=2",
-]
-
-
 def cli(run_dir: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, int]:
     """``python -m ganlab.train`` and the pid of the process started (rank 0; Lightning starts rank 1)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
@@ -185,42 +171,6 @@ def two_processes(run_dir: Path, batch: int, *overrides: str) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["pid"] == pid  # written by rank 0, the process started here
     return summary
-
-
-def one_process(run_dir: Path, batch: int, *overrides: str) -> dict:
-    """The reference, in this process (a subprocess costs seconds of imports)."""
-    cfg = compose_cfg([*COMMON, *overrides, f"data.batch_size={batch}"], run_dir, tiny=False)
-    return train(cfg)
-
-
-def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
-        "state_dict"
-    ]
-
-
-def assert_same_run(ddp: Path, single: Path, ddp_summary: dict, single_summary: dict) -> None:
-    a, b = weights(ddp), weights(single)
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=ATOL, rtol=RTOL, msg=key)
-    assert ddp_summary["world_size"] == 2 and ddp_summary["replica_max_abs_diff"] == 0.0
-    assert (ddp_summary["g_steps"], ddp_summary["d_steps"]) == (
-        single_summary["g_steps"],
-        single_summary["d_steps"],
-    )
-    for key, value in single_summary[
-        "metrics"
-    ].items():  # losses logged as global means; metrics over all samples
-        if value is None or math.isnan(value):  # undefined (null in summary.json) in both
-            assert ddp_summary["metrics"][key] is None, key
-        else:
-            assert ddp_summary["metrics"][key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
-    assert sorted(p.name for p in (ddp / "checkpoints").iterdir()) == ["last.ckpt"]  # rank 0 only, no tmp
-    steps = [
-        [r["step"] for r in csv.DictReader(open(run / "metrics.csv")) if r["loss/d"]] for run in (ddp, single)
-    ]
-    assert steps[0] == steps[1]  # one writer: each training step's row once
 
 
 CASES = {

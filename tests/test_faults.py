@@ -171,6 +171,20 @@ def test_a_runtime_exception_in_a_multirun_job_is_recorded_not_raised(make_cfg, 
     )
 
 
+def test_a_process_of_rank_above_0_reraises_in_a_multirun_so_that_its_launcher_sees_it(make_cfg, monkeypatch):
+    """Rank 0 records a failed job and the sweep goes on; another rank has no record of its own, so its
+    failure must reach the launcher that started it (its JobReturn, its exit code)."""
+    cfg = make_cfg("trainer.max_steps=5")
+    import ganlab.train as train_module
+
+    monkeypatch.setattr(train_module, "in_multirun", lambda: True)
+    monkeypatch.setattr(train_module, "started_as_rank_zero", lambda: False)
+    original = train_module.build_trainer
+    monkeypatch.setattr(train_module, "build_trainer", lambda *a: _with(original(*a), Boom()))
+    with pytest.raises(RuntimeError, match="boom at step 2"):
+        train(cfg)
+
+
 def _with(trainer: pl.Trainer, callback: pl.Callback) -> pl.Trainer:
     trainer.callbacks.append(callback)
     return trainer

@@ -15,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.callbacks.processes import ProcessRecord
 from ganlab.callbacks.trackers import ExperimentRecord, experiment
 from ganlab.config import ConfigError, world_size
 from ganlab.csv_logger import AppendingCSVLogger
@@ -155,8 +156,9 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, plan: ResumePlan | None = None) -> pl.Trainer:
     """A Trainer whose ``max_steps`` is ``trainer.max_steps`` generator updates, with metrics.csv always
-    written (and continued on a resume) and the trackers and callbacks of the config. Builds only: the
-    trackers start writing when training starts.
+    written (and continued on a resume), the trackers and callbacks of the config, and the records of the
+    experiment and of the processes (summary.json's ``processes``). Builds only: the trackers start
+    writing when training starts.
 
     Lightning counts every optimizer step (``n_critic + 1`` per generator update); on a resume the steps
     left are counted from the checkpoint's own counts, so that a changed ``n_critic`` still stops at
@@ -176,7 +178,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, plan: ResumePlan | None = None
         cfg.trainer,
         max_steps=max_steps,
         logger=loggers,
-        callbacks=[*build_callbacks(cfg), record],
+        callbacks=[*build_callbacks(cfg), record, ProcessRecord()],
         default_root_dir=str(run_dir),
         use_distributed_sampler=False,  # the data module shards the data itself (ganlab.data.base)
         **extra,

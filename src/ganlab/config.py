@@ -182,7 +182,7 @@ def available_devices(accelerator: str) -> int:
     return {"cpu": os.cpu_count() or 1, "gpu": gpus or mps, "cuda": gpus, "mps": mps}.get(accelerator, -1)
 
 
-def _requested_devices(devices: Any) -> list[int] | int | None:
+def requested_devices(devices: Any) -> list[int] | int | None:
     """``trainer.devices`` as a count, a list of device ids, or ``None`` (auto / all)."""
     if isinstance(devices, str):
         text = devices.strip()
@@ -208,7 +208,7 @@ def _check_devices(cfg: DictConfig) -> None:
             "trainer=cpu (or trainer.accelerator=cpu / auto)."
         )
     try:
-        requested = _requested_devices(devices)
+        requested = requested_devices(devices)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"trainer.devices={devices!r} is invalid. Valid: a count 1..{available}, a list of "
@@ -232,7 +232,7 @@ STRATEGIES = ("auto", "ddp")
 def world_size(cfg: DictConfig) -> int:
     """The number of training processes the trainer config asks for: devices per node x nodes."""
     trainer = cfg.trainer
-    requested = _requested_devices(trainer.get("devices", "auto"))
+    requested = requested_devices(trainer.get("devices", "auto"))
     if requested is None:  # auto / -1: Lightning takes one CPU process, or every GPU
         requested = 1 if _runs_on_cpu(cfg) else max(available_devices(str(trainer.get("accelerator"))), 1)
     per_node = len(requested) if isinstance(requested, list) else int(requested)

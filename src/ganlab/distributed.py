@@ -47,9 +47,29 @@ def started_as_rank_zero() -> bool:
 
 
 def launched_externally() -> bool:
-    """Whether a launcher outside Lightning started this job's processes (torchrun, or SLURM with several
-    tasks), so that Lightning need not start them by rerunning the command line."""
+    """Whether a launcher outside Lightning started this job's processes (torchrun, ganlab's ``gpus``
+    launcher with ``devices_per_job`` > 1, or SLURM with several tasks), so that Lightning need not start
+    them by rerunning the command line."""
     return "RANK" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+
+
+def external_world_size() -> int | None:
+    """The number of processes a torchrun-style launcher started for this job (``WORLD_SIZE`` beside
+    ``RANK``), else ``None``."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["WORLD_SIZE"])
+    return None
+
+
+def gather_objects(obj: object) -> list[object]:
+    """``obj`` of every process, in rank order (``[obj]`` on one process): one all-gather of pickled
+    objects, called on every process."""
+    _, size = world()
+    if size == 1:
+        return [obj]
+    gathered: list[object] = [None] * size
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 def average_gradients(module: nn.Module, extra: Tensor | None = None) -> Tensor | None:

@@ -50,8 +50,18 @@ def _training_device(trainer_cfg: Any) -> str:
         devices = trainer_cfg.get("devices", 1)
         index = int(devices[0]) if isinstance(devices, Sequence) and not isinstance(devices, str) else 0
         if index < torch.cuda.device_count():
-            return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+            return describe_device(torch.device("cuda", index))
     return "cpu" if accelerator in ("auto", "gpu", "cuda") else accelerator
+
+
+def describe_device(device: Any) -> str:
+    """A ``torch.device`` as summary.json names it: ``cuda:<i> (<GPU name>)``, else its type (``cpu``)."""
+    if device.type != "cuda":
+        return str(device.type)
+    import torch
+
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
 def _visible_devices() -> list[str] | None:
@@ -87,6 +97,7 @@ def new_summary(cfg: DictConfig, overrides: list[str] | None, run_id: str) -> di
         "pid": os.getpid(),
         "device": _training_device(cfg.get("trainer")),
         "visible_devices": _visible_devices(),
+        "processes": None,
         "versions": {
             "ganlab": ganlab.__version__,
             "torch": version("torch"),

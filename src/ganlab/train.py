@@ -33,7 +33,7 @@ from ganlab.callbacks.checkpoint import Preempted
 from ganlab.callbacks.pruning import Pruned
 from ganlab.callbacks.trackers import close_trackers
 from ganlab.config import ConfigError, validate, world_size
-from ganlab.distributed import launched_externally, started_as_rank_zero
+from ganlab.distributed import external_world_size, launched_externally, started_as_rank_zero
 from ganlab.module import GAN, Diverged
 from ganlab.resolvers import in_multirun, new_run_id
 from ganlab.resume import ResumePlan, plan_replica, plan_resume
@@ -41,16 +41,27 @@ from ganlab.resume import ResumePlan, plan_replica, plan_resume
 log = logging.getLogger("ganlab")
 
 
-def _check_multirun_processes(cfg: DictConfig) -> None:
-    """Lightning starts the extra processes of a run by rerunning the command line: inside a local
-    multirun that would rerun the whole sweep. Allowed when a launcher started them (SLURM, torchrun)."""
-    if in_multirun() and world_size(cfg) > 1 and not launched_externally():
+def _check_processes(cfg: DictConfig) -> None:
+    """The trainer must ask for the processes its launcher started (``WORLD_SIZE`` of torchrun or of the
+    ``gpus`` launcher). Lightning itself starts the extra processes of a run by rerunning the command
+    line: inside a local multirun that would rerun the whole sweep, so there a launcher must start them."""
+    started, wanted = external_world_size(), world_size(cfg)
+    nodes = cfg.trainer.get("num_nodes", 1)
+    if started is not None and started != wanted:
         raise ConfigError(
-            f"trainer.devices={cfg.trainer.devices} (with trainer.num_nodes={cfg.trainer.num_nodes}) in a "
-            "multirun (-m) started by hand: Lightning would start each extra process by rerunning the whole "
-            "sweep command. Valid: run each configuration as its own command, or launch the sweep with "
-            "hydra/launcher=slurm and hydra.launcher.tasks_per_node=<devices> (SLURM starts one process per "
-            "device)."
+            f"trainer.devices={cfg.trainer.devices} (with trainer.num_nodes={nodes}) asks for {wanted} "
+            f"process(es), but this job was started as {started} (WORLD_SIZE: hydra.launcher.devices_per_job "
+            f"of the gpus launcher, or torchrun's --nproc-per-node x --nnodes). Valid: trainer.devices and "
+            f"num_nodes making {started} processes, or a launcher starting {wanted}."
+        )
+    if in_multirun() and wanted > 1 and not launched_externally():
+        raise ConfigError(
+            f"trainer.devices={cfg.trainer.devices} (with trainer.num_nodes={nodes}) in a multirun (-m) "
+            "started by hand: Lightning would start each extra process by rerunning the whole sweep command. "
+            f"Valid: hydra/launcher=gpus hydra.launcher.devices_per_job={wanted} (one machine: the launcher "
+            f"starts the {wanted} processes of each job), hydra/launcher=slurm with "
+            "hydra.launcher.tasks_per_node=<devices> (SLURM starts one process per device), or each "
+            "configuration as its own command."
         )
 
 
@@ -64,7 +75,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[GAN, pl.LightningDataModule
     to rank 0, which checked it and may already have written to it: it continues from the checkpoint the
     ``resume`` value names (:func:`ganlab.resume.plan_replica`)."""
     validate(cfg)
-    _check_multirun_processes(cfg)
+    _check_processes(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module, datamodule = build(cfg)
     plan = (plan_resume if started_as_rank_zero() else plan_replica)(cfg, run_dir, tuple(datamodule.shape))
@@ -103,10 +114,11 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
 
     Raises :class:`ConfigError` for an invalid config (single run; nothing written) and re-raises an
     exception of the run after recording it (single run; in a multirun the failure is recorded and the next
-    job runs); ends with ``SystemExit(128 + signal)`` when the run was interrupted, after saving its
-    checkpoint and summary. A process that Lightning started for another rank returns instead: rank 0
-    reports the run, and Lightning's observer of those processes kills rank 0 (SIGKILL, while it may still
-    be writing the summary or closing wandb) as soon as one of them exits with a non-zero code."""
+    job runs, but a process of rank > 0 re-raises: its launcher learns of the failure from it); ends with
+    ``SystemExit(128 + signal)`` when the run was interrupted, after saving its checkpoint and summary. A
+    process that Lightning started for another rank returns instead: rank 0 reports the run, and
+    Lightning's observer of those processes kills rank 0 (SIGKILL, while it may still be writing the
+    summary or closing wandb) as soon as one of them exits with a non-zero code."""
     run_dir = Path(cfg.paths.output_dir)
     started = time.perf_counter()
     rank_zero = started_as_rank_zero()
@@ -138,8 +150,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]
     except Exception as exc:
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         log.exception("run failed")
-        if not in_multirun():  # in a sweep the failure is recorded and the next job runs
-            raise
+        if not in_multirun() or not rank_zero:  # a sweep records it and goes on; the launcher of a
+            raise  # process of rank > 0 learns of its failure from its exit code or JobReturn
     finally:
         try:
             run_folder.finish_summary(summary, run_dir, trainer, module, started)
