@@ -107,3 +107,6 @@ for opts in "--precision 32-true" "--precision bf16-mixed" "--precision 16-mixed
     $opts > "$OUT/bench_amp.log" 2>&1 || { tail -40 "$OUT/bench_amp.log"; exit 1; }
   grep -v "^load:" "$OUT/bench_amp.log" | sed "s/^/[$opts] /"
 done
+
+echo "== host-device synchronisations in steps that log nothing (promise: none)"
+"$PYTHON" scripts/sync_check.py 2>&1 | grep -v "^generator steps" || { echo "sync_check: synchronising calls found (above)"; exit 1; }
