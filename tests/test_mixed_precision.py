@@ -119,7 +119,7 @@ def test_clip_under_a_gradient_scaler_logs_and_clips_the_unscaled_gradient(make_
         for p, g in zip(net.parameters(), plain, strict=True):
             p.grad = g * factor
         opt = torch.optim.SGD(net.parameters(), lr=0.1)
-        norm = module._clip(opt, net, max_norm, "D")
+        norm = module._clip(opt, net, max_norm)
         results[name] = (norm, [p.grad / factor for p in net.parameters()])
     expected = torch.linalg.vector_norm(torch.stack([g.norm() for g in plain]))
     assert results["plain"][0].item() == pytest.approx(expected.item(), rel=1e-6)

@@ -373,8 +373,7 @@ class GAN(pl.LightningModule):
         return run(self.generator, self.sample_z(n), labels), labels
 
     def _discriminator_step(self, opt: Any, real: Tensor, real_labels: Tensor) -> dict[str, Tensor]:
-        self.toggle_optimizer(opt)
-        with torch.no_grad():
+        with torch.no_grad():  # G's fakes without a graph: G's parameters get no gradient here
             fake, fake_labels = self._fakes(real.shape[0])
         real_logits, fake_logits = self.critic(real, real_labels), self.critic(fake, fake_labels)
         loss = self.loss.d_loss(real_logits, fake_logits)
@@ -404,7 +403,6 @@ class GAN(pl.LightningModule):
         opt.step()
         self._updated_at["discriminator"] = self.g_steps
         self.loss.after_d_step(self.discriminator)
-        self.untoggle_optimizer(opt)
         self.d_steps += 1
         return logs
 
@@ -413,8 +411,13 @@ class GAN(pl.LightningModule):
         one D has just trained on (as reference loops pair G's fakes with the current real batch); D scores
         it, with its labels, only for a loss that declares ``g_needs_real`` (relativistic losses), without
         a graph: real logits do not depend on G and D is not updated here. Any other loss gets ``None``,
-        and the step runs (and draws from the noise stream) exactly what it did before the contract."""
-        self.toggle_optimizer(opt)
+        and the step runs (and draws from the noise stream) exactly what it did before the contract.
+
+        D's trainable parameters are frozen for the step (no gradient computed for them; what Lightning's
+        ``toggle_optimizer`` does, for D's parameters alone)."""
+        frozen = [p for p in self.discriminator.parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
         fake, labels = self._fakes(real.shape[0])
         fake_logits = self.critic(fake, labels)
         real_logits = None
@@ -428,7 +431,8 @@ class GAN(pl.LightningModule):
         norm = self._clip(opt, self.generator, self.clip_grad_norm_g)
         opt.step()
         self._updated_at["generator"] = self.g_steps
-        self.untoggle_optimizer(opt)
+        for p in frozen:
+            p.requires_grad_(True)
         logs = {"loss/g": loss.detach(), **self._transform_logs()} if self._log_now else {}
         if norm is not None and self._log_now:
             logs["grad_norm/G"] = norm
