@@ -1,0 +1,70 @@
+"""The synthetic DNA benchmark: drawn from the seed, motifs planted at their rates (counted directly in the
+decoded text against the exact rate r + (1 - r) 4^-k), uniform background, and bad motifs refused."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+from ganlab.data.dna import Motif, SyntheticDNA
+
+MOTIFS = [
+    {"sequence": "TATAAT", "position": 2, "rate": 0.5},
+    {"sequence": "GC", "position": 10, "rate": 0.1},
+]
+
+
+def _loaded(**kwargs) -> SyntheticDNA:
+    dm = SyntheticDNA(**{"length": 16, "n_train": 20_000, "n_heldout": 500, "motifs": MOTIFS, **kwargs})
+    dm.setup()
+    return dm
+
+
+def test_sequences_are_drawn_from_the_seed():
+    a, b, c = _loaded(n_train=50), _loaded(n_train=50), _loaded(n_train=50, seed=1)
+    assert a.train_set.x.equal(b.train_set.x) and a.heldout.equal(b.heldout)
+    assert not a.train_set.x.equal(c.train_set.x)
+    assert a.shape == (4, 16) and a.vocabulary.pad is None and len(a.heldout) == 500
+
+
+def test_motif_rates_counted_in_the_text_match_the_exact_rates():
+    dm = _loaded()
+    texts = dm.vocabulary.decode(dm.train_set.x)
+    for spec in MOTIFS:
+        motif = Motif(**spec)
+        observed = sum(t[motif.position : motif.end] == motif.sequence for t in texts) / len(texts)
+        exact = spec["rate"] + (1 - spec["rate"]) * 0.25 ** len(spec["sequence"])
+        assert motif.expected_rate() == pytest.approx(exact, rel=1e-12)
+        assert observed == pytest.approx(exact, abs=5 * math.sqrt(exact * (1 - exact) / len(texts)))
+
+
+def test_background_bases_are_uniform_outside_the_motifs():
+    dm = _loaded()
+    texts = dm.vocabulary.decode(dm.train_set.x)
+    counts = Counter(t[j] for t in texts for j in (0, 1, 8, 9, 12, 13, 14, 15))
+    n = sum(counts.values())
+    for base in "ACGT":
+        assert counts[base] / n == pytest.approx(0.25, abs=5 * math.sqrt(0.25 * 0.75 / n))
+
+
+@pytest.mark.parametrize(
+    "motifs,match",
+    [
+        ([{"sequence": "TATAAT", "position": 12, "rate": 0.5}], "spans positions 12..17, outside"),
+        ([{"sequence": "TANA", "position": 0, "rate": 0.5}], "must be letters of ACGT"),
+        ([{"sequence": "TA", "position": 0, "rate": 1.5}], "rate=1.5 must be in \\[0, 1\\]"),
+        ([{"sequence": "TA", "position": 0}], "data.motifs\\[0\\]=.* is invalid"),
+        (
+            [
+                {"sequence": "TATA", "position": 0, "rate": 0.5},
+                {"sequence": "GG", "position": 3, "rate": 0.5},
+            ],
+            "the motifs TATA and GG overlap",
+        ),
+    ],
+)
+def test_bad_motifs_are_refused(motifs, match):
+    with pytest.raises(ValueError, match=match):
+        SyntheticDNA(length=16, motifs=motifs)
