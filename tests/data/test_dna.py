@@ -3,12 +3,19 @@ decoded text against the exact rate r + (1 - r) 4^-k), uniform background, and b
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
 from ganlab.data.dna import Motif, SyntheticDNA
+from ganlab.data.sequences import read_fasta
+from ganlab.sample import draw, load_checkpoint, load_generator
+from ganlab.sample import main as sample_main
 
 MOTIFS = [
     {"sequence": "TATAAT", "position": 2, "rate": 0.5},
@@ -68,3 +75,33 @@ def test_background_bases_are_uniform_outside_the_motifs():
 def test_bad_motifs_are_refused(motifs, match):
     with pytest.raises(ValueError, match=match):
         SyntheticDNA(length=16, motifs=motifs)
+
+
+def test_command_line_trains_gumbel_output_with_wgan_gp_and_the_samples_decode(tmp_path):
+    """``python -m ganlab.train`` on the synthetic DNA set (straight-through Gumbel output, WGAN-GP), then
+    ``ganlab.sample ... out=.fasta``, whose records are the generator's argmax-decoded outputs."""
+    run = tmp_path / "run"
+    overrides = [
+        *("data=synthetic_dna", "data.n_train=256", "data.n_heldout=64", "data.length=16"),
+        *("data.motifs=[{sequence: TATAAT, position: 4, rate: 0.5}]", "data.batch_size=8"),
+        *("model=seq_resnet", "model.z_dim=8", "model.generator.output=gumbel", "fix=wgan_gp"),
+        *("model.generator.width=8", "model.generator.depth=1", "model.discriminator.width=8"),
+        *("model.discriminator.depth=1", "trainer.max_steps=3", "logger=none", "sample_every=0"),
+        *("trainer.enable_progress_bar=false", "callbacks.evaluation.n_samples=100", f"hydra.run.dir={run}"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "ganlab.train", *overrides]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["g_steps"] == 3
+    assert 0 <= summary["metrics"]["metrics/motif_rate_error"] <= 1
+    assert summary["metrics_protocol"]["motifs"]["motifs"] == [["TATAAT", 4, pytest.approx(0.5 + 0.5 / 4096)]]
+
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert sample_main([f"ckpt={ckpt}", "n=20", f"out={tmp_path / 's.fasta'}", "seed=3"]) == 0
+    records = read_fasta(tmp_path / "s.fasta")
+    generator, _ = load_generator(load_checkpoint(str(ckpt)))
+    expected = ["".join("ACGT"[i] for i in row) for row in draw(generator, 20, seed=3).argmax(dim=1).tolist()]
+    assert [r.text for r in records] == expected and all(len(t) == 16 for t in expected)
+    assert generator.z_dim == 8 + 4 * 16  # the Gumbel noise is part of z

@@ -5,13 +5,16 @@ line and symbol named."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from ganlab.config import ConfigError
 from ganlab.data.sequences import SequenceFile
 from ganlab.data.vocabulary import Vocabulary, alphabet_of
+from ganlab.train import train
 
 FASTA = """>first record
 ACGT
@@ -176,3 +179,48 @@ def test_missing_and_non_utf8_files_are_refused(tmp_path):
     (tmp_path / "b.txt").write_bytes(b"AC\xff\xfe\n")
     with pytest.raises(ValueError, match="is not UTF-8 text"):
         _loaded(tmp_path / "b.txt", length=4)
+
+
+def _random_fasta(path, n: int = 60, seed: int = 0) -> None:
+    """``n`` records of random DNA of 5 to 20 bases, over two lines each."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        for i in range(n):
+            text = "".join(rng.choice(list("ACGT"), int(rng.integers(5, 21))))
+            f.write(f">seq{i}\n{text[:4]}\n{text[4:]}\n")
+
+
+def test_a_fasta_run_trains_with_a_gradient_penalty_and_keeps_its_vocabulary(make_cfg, tmp_path):
+    """WGAN-GP (its penalty on soft one-hot interpolates) on padded sequences: the vocabulary is in the run
+    folder and the checkpoint, the sample text decodes to the alphabet, the sequence metrics are recorded
+    with their direction and range (no motif metric on a file)."""
+    _random_fasta(tmp_path / "s.fa")
+    cfg = make_cfg(
+        *("data=sequences", f"data.path={tmp_path / 's.fa'}", "data.length=12", "model=seq_resnet"),
+        *("fix=wgan_gp", "trainer.max_steps=2"),
+    )
+    summary = train(cfg)
+    assert summary["status"] == "completed", summary["error"]
+    run = Path(cfg.paths.output_dir)
+    vocabulary = Vocabulary.load(run / "vocabulary.json")
+    assert vocabulary == Vocabulary(tuple("ACGT"), 12, "`")
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert Vocabulary.from_dict(ckpt["SequenceFile"]["vocabulary"]) == vocabulary
+    samples = (run / "samples" / "final.txt").read_text().splitlines()
+    assert len(samples) == cfg.callbacks.samples.n and all(set(s) <= set("ACGT") for s in samples)
+    assert {"metrics/kmer_js", "metrics/kmer_js_6", "metrics/memorised", "metrics/distinct"} <= set(
+        summary["metrics"]
+    )
+    assert "metrics/motif_rate_error" not in summary["metrics"]
+    assert summary["metrics_meta"]["metrics/kmer_js"] == {"direction": "min", "range": [0, 1]}
+    assert "penalty/gp" in summary["metrics"]
+
+
+def test_a_bad_file_fails_before_anything_is_written(make_cfg, tmp_path):
+    (tmp_path / "s.fa").write_text(">a\nACGT\nACXT\n")
+    cfg = make_cfg(
+        "data=sequences", f"data.path={tmp_path / 's.fa'}", "data.alphabet=dna", "model=seq_resnet"
+    )
+    with pytest.raises(ConfigError, match="s.fa' line 3, column 3: symbol 'X' is not in data.alphabet"):
+        train(cfg)
+    assert not Path(cfg.paths.output_dir).exists()
