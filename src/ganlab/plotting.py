@@ -138,6 +138,10 @@ def sequence_figure(
 ) -> plt.Figure:
     """``(N, A, L)`` sequences: a logo-like heat map of :func:`position_frequencies` per panel, the real
     sequences' above the generated ones' (one row per symbol, one column per position, 0 white, 1 dark)."""
+    if real is not None and real.shape[1:] != fake.shape[1:]:
+        raise ValueError(
+            f"real sequences of shape {tuple(real.shape)} do not match generated {tuple(fake.shape)}"
+        )
     panels = ([("real", real)] if real is not None else []) + [("generated", fake)]
     n_symbols, length = fake.shape[1], fake.shape[2]
     labels = (
