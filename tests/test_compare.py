@@ -20,7 +20,14 @@ from ganlab.compare import main
 from ganlab.data.toy import Grid25
 from ganlab.metrics.modes import ModeMetrics
 from ganlab.report.collect import collect_runs, parse_overrides
-from ganlab.report.stats import available_metrics, group, higher_is_better, is_collapsed, swept_params
+from ganlab.report.stats import (
+    available_metrics,
+    default_metric,
+    group,
+    higher_is_better,
+    is_collapsed,
+    swept_params,
+)
 from report.sweepdata import make_run, modes_sweep, report_json
 
 CONTRACT_CONFIG_KEYS = {
@@ -432,3 +439,9 @@ def test_bad_input_exit_2_and_nothing_written_or_destroyed(tmp_path, capsys, cas
     assert [p.name for p in earlier.iterdir()] == ["report.html"]
     assert (earlier / "report.html").read_text() == "an earlier report"
     assert not (sweep / "report").exists()
+
+
+def test_default_ranking_metric_prefers_modes_then_fid_then_kmer_js():
+    assert default_metric(["metrics/hq", "metrics/modes", "metrics/fid"]) == "metrics/modes"
+    assert default_metric(["metrics/distinct", "metrics/kmer_js", "metrics/kmer_js_1"]) == "metrics/kmer_js"
+    assert default_metric(["loss/d", "loss/g"]) == "loss/d"

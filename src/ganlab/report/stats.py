@@ -116,8 +116,9 @@ def available_metrics(runs: list[Run]) -> list[str]:
 
 
 def default_metric(available: list[str]) -> str | None:
-    """``metrics/modes`` if present, else ``metrics/fid``, else the first available metric."""
-    for preferred in ("metrics/modes", "metrics/fid"):
+    """``metrics/modes`` if present, else ``metrics/fid``, else ``metrics/kmer_js`` (sequences), else the
+    first available metric."""
+    for preferred in ("metrics/modes", "metrics/fid", "metrics/kmer_js"):
         if preferred in available:
             return preferred
     return available[0] if available else None
