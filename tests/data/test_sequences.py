@@ -166,6 +166,8 @@ def test_bad_files_are_refused_naming_file_line_and_symbol(tmp_path, name, text,
         ({"heldout": 1.0}, "data.heldout=1.0 is invalid"),
         ({"alphabet": "ACGA"}, "repeats the symbol\\(s\\) \\['A'\\]"),
         ({"alphabet": "ACGT", "pad": "A"}, "data.pad='A' is invalid"),
+        ({"alphabet": 1}, "data.alphabet=1 is not text \\(int\\); quote .*data.alphabet=\"'1'\""),
+        ({"pad": None}, "data.pad=None is invalid"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(kwargs, match):

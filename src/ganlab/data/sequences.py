@@ -199,8 +199,14 @@ class SequenceFile(SequenceData):
             raise ValueError(f"SequenceFile: data.longer={longer!r} is invalid; valid: {', '.join(LONGER)}")
         if not 0 <= float(heldout) < 1:
             raise ValueError(f"SequenceFile: data.heldout={heldout} is invalid; valid: a fraction in [0, 1)")
-        self.given = alphabet_of(str(alphabet)) if alphabet is not None else None
-        if not isinstance(pad, str) or len(pad) != 1 or (self.given and pad in self.given):
+        for key, value in (("alphabet", alphabet), ("pad", pad)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(
+                    f"SequenceFile: data.{key}={value!r} is not text ({type(value).__name__}); quote symbols "
+                    f"that read as a number on the command line: data.{key}=\"'{value}'\""
+                )
+        self.given = alphabet_of(alphabet) if alphabet is not None else None
+        if pad is None or len(pad) != 1 or (self.given and pad in self.given):
             raise ValueError(
                 f"SequenceFile: data.pad={pad!r} is invalid; valid: one character outside the alphabet"
             )
