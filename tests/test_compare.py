@@ -306,6 +306,10 @@ def test_collapse_definition(tmp_path):
         "coverage": make_run(tmp_path, "coverage", [], metrics=images(0.5, 0.09)),
         "fine": make_run(tmp_path, "fine", [], metrics=images(0.1, 0.1)),  # thresholds are strict
         "fid_only": make_run(tmp_path, "fid_only", [], metrics={"metrics/fid": 300.0}),
+        "repeats": make_run(
+            tmp_path, "repeats", [], metrics={"metrics/kmer_js": 0.9, "metrics/distinct": 0.49}
+        ),
+        "varied": make_run(tmp_path, "varied", [], metrics={"metrics/kmer_js": 0.9, "metrics/distinct": 0.5}),
         "diverged": make_run(tmp_path, "diverged", [], status="diverged", metrics={"metrics/recall": 0.0}),
     }
     collapsed = {r.name: is_collapsed(r) for r in collect_runs(tmp_path) if r.name in runs}
@@ -319,6 +323,8 @@ def test_collapse_definition(tmp_path):
         "coverage": True,
         "fine": False,
         "fid_only": None,
+        "repeats": True,
+        "varied": False,
         "diverged": None,
     }
 
