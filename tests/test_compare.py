@@ -20,7 +20,14 @@ from ganlab.compare import main
 from ganlab.data.toy import Grid25
 from ganlab.metrics.modes import ModeMetrics
 from ganlab.report.collect import collect_runs, parse_overrides
-from ganlab.report.stats import available_metrics, group, higher_is_better, is_collapsed, swept_params
+from ganlab.report.stats import (
+    available_metrics,
+    default_metric,
+    group,
+    higher_is_better,
+    is_collapsed,
+    swept_params,
+)
 from report.sweepdata import make_run, modes_sweep, report_json
 
 CONTRACT_CONFIG_KEYS = {
@@ -299,6 +306,10 @@ def test_collapse_definition(tmp_path):
         "coverage": make_run(tmp_path, "coverage", [], metrics=images(0.5, 0.09)),
         "fine": make_run(tmp_path, "fine", [], metrics=images(0.1, 0.1)),  # thresholds are strict
         "fid_only": make_run(tmp_path, "fid_only", [], metrics={"metrics/fid": 300.0}),
+        "repeats": make_run(
+            tmp_path, "repeats", [], metrics={"metrics/kmer_js": 0.9, "metrics/distinct": 0.49}
+        ),
+        "varied": make_run(tmp_path, "varied", [], metrics={"metrics/kmer_js": 0.9, "metrics/distinct": 0.5}),
         "diverged": make_run(tmp_path, "diverged", [], status="diverged", metrics={"metrics/recall": 0.0}),
     }
     collapsed = {r.name: is_collapsed(r) for r in collect_runs(tmp_path) if r.name in runs}
@@ -312,6 +323,8 @@ def test_collapse_definition(tmp_path):
         "coverage": True,
         "fine": False,
         "fid_only": None,
+        "repeats": True,
+        "varied": False,
         "diverged": None,
     }
 
@@ -432,3 +445,9 @@ def test_bad_input_exit_2_and_nothing_written_or_destroyed(tmp_path, capsys, cas
     assert [p.name for p in earlier.iterdir()] == ["report.html"]
     assert (earlier / "report.html").read_text() == "an earlier report"
     assert not (sweep / "report").exists()
+
+
+def test_default_ranking_metric_prefers_modes_then_fid_then_kmer_js():
+    assert default_metric(["metrics/hq", "metrics/modes", "metrics/fid"]) == "metrics/modes"
+    assert default_metric(["metrics/distinct", "metrics/kmer_js", "metrics/kmer_js_1"]) == "metrics/kmer_js"
+    assert default_metric(["loss/d", "loss/g"]) == "loss/d"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import get_class
@@ -20,8 +21,13 @@ from ganlab.penalties import Penalty
 from ganlab.train import train
 
 VECTOR_DATA = {"ring8", "grid25", "moons", "swiss_roll", "tabular"}
-MODEL_FOR = {"vector": "mlp", "image": "dcgan"}
-VECTOR_MODELS = {"mlp"}  # every other model option is trained on images
+SEQUENCE_DATA = {"sequences", "synthetic_dna"}
+MODEL_FOR = {"vector": "mlp", "sequence": "seq_resnet", "image": "dcgan"}
+DATA_FOR = {"mlp": "ring8", "seq_resnet": "synthetic_dna"}  # every other model option is trained on digits
+
+
+def kind(data: str) -> str:
+    return "vector" if data in VECTOR_DATA else "sequence" if data in SEQUENCE_DATA else "image"
 
 
 def _under_root(write: Callable[[Path], object]) -> Callable[[Path], list[str]]:
@@ -39,6 +45,14 @@ def _table(folder: Path) -> list[str]:
     return [f"data.path={folder / 'table.csv'}"]
 
 
+def _fasta(folder: Path) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    records = [f">s{i}\n{''.join(rng.choice(list('ACGT'), 10 + i % 7))}\n" for i in range(64)]
+    (folder / "s.fa").write_text("".join(records))
+    return [f"data.path={folder / 's.fa'}", "data.length=12"]
+
+
 # data read from files: each entry writes small files into a folder and returns the overrides to find them
 FILE_DATA = {
     "mnist": _under_root(lambda d: make_mnist(d, n=40)),
@@ -46,6 +60,7 @@ FILE_DATA = {
     "cifar10": _under_root(lambda d: make_cifar10(d, n_per_batch=8)),
     "image_folder": lambda d: [f"data.path={make_image_folder(d, n=40)}", "data.size=16"],
     "tabular": _table,
+    "sequences": _fasta,
 }
 
 
@@ -54,7 +69,7 @@ def options(group: str) -> list[str]:
 
 
 def data_overrides(data: str, tmp_path) -> list[str]:
-    overrides = [f"data={data}", f"model={MODEL_FOR['vector' if data in VECTOR_DATA else 'image']}"]
+    overrides = [f"data={data}", f"model={MODEL_FOR[kind(data)]}"]
     if data in FILE_DATA:
         overrides += [*FILE_DATA[data](tmp_path / "data"), "metrics=none"]  # no Inception weights here
     return overrides
@@ -102,7 +117,7 @@ def test_every_loss_trains_on_every_dataset(make_cfg, tmp_path, loss, data):
 
 @pytest.mark.parametrize("model", options("model"))
 def test_every_model_trains_on_the_data_it_suits(make_cfg, model):
-    data = "ring8" if model in VECTOR_MODELS else "digits"
+    data = DATA_FOR.get(model, "digits")
     summary = train(make_cfg(f"model={model}", f"data={data}", "metrics=none", "trainer.max_steps=2"))
     assert summary["status"] == "completed", summary["error"]
 
@@ -150,7 +165,16 @@ def test_the_new_options_compose_with_each_other(make_cfg):
     assert summary["metrics"]["noise/sigma"] == pytest.approx(0.1 * (1 - 1 / 2))
 
 
-@pytest.mark.parametrize("metrics,data", [("toy", "ring8"), ("domain", "digits"), ("none", "grid25")])
+@pytest.mark.parametrize(
+    "metrics,data",
+    [
+        ("toy", "ring8"),
+        ("domain", "digits"),
+        ("none", "grid25"),
+        ("sequence", "synthetic_dna"),
+        ("sequence_motifs", "synthetic_dna"),
+    ],
+)
 def test_metrics_options_evaluate_and_record_their_protocol(make_cfg, metrics, data):
     overrides = data_overrides(data, None) + [f"metrics={metrics}", "trainer.max_steps=2"]
     summary = train(make_cfg(*overrides, "callbacks.evaluation.n_samples=64"))
@@ -166,6 +190,8 @@ def test_metrics_options_evaluate_and_record_their_protocol(make_cfg, metrics, d
             "metrics/coverage",
         },
         "none": set(),
+        "sequence": {"metrics/kmer_js", "metrics/kmer_js_4", "metrics/memorised", "metrics/distinct"},
+        "sequence_motifs": {"metrics/kmer_js", "metrics/memorised", "metrics/motif_rate_error"},
     }
     assert expected[metrics] <= set(summary["metrics"])
     assert (metrics == "none") == (summary["metrics_protocol"] == {})
@@ -176,6 +202,12 @@ def test_metrics_options_evaluate_and_record_their_protocol(make_cfg, metrics, d
 def test_each_dataset_picks_its_metrics_and_the_command_line_wins(make_cfg):
     assert set(make_cfg("data=grid25").callbacks.evaluation.metrics) == {"modes"}
     assert set(make_cfg("data=digits").callbacks.evaluation.metrics) == {"fid", "kid", "prdc"}
+    assert set(make_cfg("data=synthetic_dna").callbacks.evaluation.metrics) == {
+        "kmers",
+        "memorisation",
+        "motifs",
+    }
+    assert set(make_cfg("data=sequences").callbacks.evaluation.metrics) == {"kmers", "memorisation"}
     assert make_cfg("data=mnist").callbacks.evaluation.metrics.fid.features == "inception"
     assert dict(make_cfg("data=mnist", "metrics=none").callbacks.evaluation.metrics) == {}
 

@@ -1,4 +1,5 @@
-"""Sample pictures of vector data: what each figure plots, checked against independent computations."""
+"""Sample pictures of vector and sequence data: what each figure plots, checked against independent
+computations."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from ganlab.plotting import histogram_bins, principal_axes, save_samples, vector_figure
+from ganlab.plotting import (
+    histogram_bins,
+    position_frequencies,
+    principal_axes,
+    save_samples,
+    sequence_figure,
+    vector_figure,
+)
 
 
 def points(*columns_and_rows: float, n: int = 500, seed: int = 0, shift: float = 0.0) -> torch.Tensor:
@@ -108,7 +116,12 @@ def test_save_samples_writes_the_picture_it_returns(tmp_path, dims, size):
 @pytest.mark.parametrize(
     "fake,real,match",
     [
-        (torch.zeros(4, 2, 3), None, r"shape \(N, D\) with D >= 1, got \(4, 2, 3\)"),
+        (torch.zeros(4), None, r"shape \(N, D\) with D >= 1, got \(4,\)"),
+        (
+            torch.zeros(4, 2, 3),
+            torch.zeros(4, 3, 3),
+            r"real sequences of shape \(4, 3, 3\) do not match generated \(4, 2, 3\)",
+        ),
         (torch.zeros(4, 0), None, r"got \(4, 0\)"),
         (
             torch.zeros(4, 3),
@@ -121,3 +134,23 @@ def test_bad_shapes_are_refused_before_anything_is_written(tmp_path, fake, real,
     with pytest.raises(ValueError, match=match):
         save_samples(tmp_path / "s" / "p.png", fake, real)
     assert not (tmp_path / "s").exists()
+
+
+def test_sequence_frequencies_match_counting_and_are_what_each_panel_shows():
+    texts = ["ACGA", "ACTA", "GCTA"]
+    real = torch.nn.functional.one_hot(torch.tensor([["ACGT".index(c) for c in t] for t in texts]), 4)
+    real = real.permute(0, 2, 1).float()  # (3, A=4, L=4)
+    fake = torch.softmax(torch.randn(5, 4, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    counted = np.array([[sum(t[j] == s for t in texts) / 3 for j in range(4)] for s in "ACGT"])
+    np.testing.assert_allclose(position_frequencies(real), counted, rtol=1e-12)
+    argmax = fake.argmax(dim=1)
+    by_hand = np.array([[float((argmax[:, j] == s).double().mean()) for j in range(4)] for s in range(4)])
+    np.testing.assert_allclose(position_frequencies(fake), by_hand, rtol=1e-12)
+    fig = sequence_figure(fake, real, symbols=("A", "C", "G", " "), title="step 2")
+    top, bottom = fig.axes[:2]
+    np.testing.assert_allclose(top.images[0].get_array(), counted, rtol=1e-12)
+    np.testing.assert_allclose(bottom.images[0].get_array(), by_hand, rtol=1e-12)
+    assert [t.get_text() for t in top.get_yticklabels()] == ["A", "C", "G", "' '"]
+    assert (top.get_title(), bottom.get_title()) == ("real (3 sequences)", "generated (5 sequences)")
+    assert fig.get_suptitle() == "step 2"
+    plt.close(fig)

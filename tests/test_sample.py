@@ -199,3 +199,32 @@ def test_bad_label_interpolate_and_ema_arguments_exit_2(toy_ckpt, tmp_path, caps
 def test_conditional_label_errors(cond_ckpt, tmp_path, capsys, args, message):
     assert main([f"ckpt={cond_ckpt}", "n=4", f"out={tmp_path / 'x.npy'}", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def dna_ckpt(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("dna")
+    train(compose_cfg(["data=synthetic_dna", "model=seq_resnet", "trainer.max_steps=2"], run))
+    return run / "checkpoints" / "last.ckpt"
+
+
+def test_sequences_decode_to_fasta_and_text_and_draw_their_frequencies(dna_ckpt, tmp_path):
+    assert main([f"ckpt={dna_ckpt}", "n=6", f"out={tmp_path / 's.npy'}", "seed=2"]) == 0
+    probabilities = np.load(tmp_path / "s.npy")
+    assert probabilities.shape == (6, 4, 64)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    decoded = ["".join("ACGT"[i] for i in row) for row in probabilities.argmax(axis=1)]
+    assert main([f"ckpt={dna_ckpt}", "n=6", f"out={tmp_path / 's.fa'}", "seed=2"]) == 0
+    expected = "".join(f">sample_{i}\n{text}\n" for i, text in enumerate(decoded))
+    assert (tmp_path / "s.fa").read_text() == expected
+    assert main([f"ckpt={dna_ckpt}", "n=6", f"out={tmp_path / 's.txt'}", "seed=2"]) == 0
+    assert (tmp_path / "s.txt").read_text().splitlines() == decoded
+    assert main([f"ckpt={dna_ckpt}", "n=50", f"out={tmp_path / 's.png'}"]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_text_output_of_data_that_is_not_sequences_is_refused(toy_ckpt, tmp_path, capsys):
+    assert main([f"ckpt={toy_ckpt}", "n=5", f"out={tmp_path / 'x' / 's.fasta'}"]) == 2
+    err = capsys.readouterr().err
+    assert "writes decoded sequences, but the checkpoint's data (ganlab.data.toy.Grid25)" in err
+    assert "Valid for it: out=FILE.npy or FILE.png" in err and not (tmp_path / "x").exists()

@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metric",
         help="ranking metric, e.g. metrics/fid or fid (default: metrics/modes if "
-        "present, else metrics/fid, else the first metric)",
+        "present, else metrics/fid, else metrics/kmer_js, else the first metric)",
     )
     parser.add_argument(
         "--by",

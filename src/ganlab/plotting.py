@@ -1,8 +1,10 @@
 """Pictures of samples: a grid for images; for vectors of ``D`` values, generated points over real ones:
-a histogram for ``D = 1``, a scatter plot for ``D = 2``, two projections for ``D > 2``."""
+a histogram for ``D = 1``, a scatter plot for ``D = 2``, two projections for ``D > 2``; for one-hot
+sequences ``(A, L)``, the per-position symbol frequencies of the real and the generated ones."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -123,18 +125,58 @@ def vector_figure(fake: Tensor, real: Tensor | None = None, title: str = "") -> 
     return draw(fake, real, title)
 
 
+def position_frequencies(x: Tensor) -> np.ndarray:
+    """``(A, L)``: the fraction of the sequences ``x`` (``(N, A, L)`` one-hot or soft, decoded by argmax
+    over ``A``) that hold each symbol at each position."""
+    symbols = x.shape[1]
+    decoded = x.detach().argmax(dim=1).cpu().numpy()  # (N, L)
+    return (decoded[:, None, :] == np.arange(symbols)[None, :, None]).mean(axis=0)
+
+
+def sequence_figure(
+    fake: Tensor, real: Tensor | None = None, symbols: Sequence[str] | None = None, title: str = ""
+) -> plt.Figure:
+    """``(N, A, L)`` sequences: a logo-like heat map of :func:`position_frequencies` per panel, the real
+    sequences' above the generated ones' (one row per symbol, one column per position, 0 white, 1 dark)."""
+    if real is not None and real.shape[1:] != fake.shape[1:]:
+        raise ValueError(
+            f"real sequences of shape {tuple(real.shape)} do not match generated {tuple(fake.shape)}"
+        )
+    panels = ([("real", real)] if real is not None else []) + [("generated", fake)]
+    n_symbols, length = fake.shape[1], fake.shape[2]
+    labels = (
+        [repr(s) if s.isspace() else s for s in symbols] if symbols else [str(i) for i in range(n_symbols)]
+    )
+    size = (max(5.0, 0.12 * length + 2.0), (1.0 + 0.2 * n_symbols) * len(panels) + 0.8)
+    fig, axes = plt.subplots(len(panels), 1, figsize=size, dpi=100, squeeze=False, layout="constrained")
+    for ax, (name, x) in zip(axes[:, 0], panels, strict=True):
+        shown = ax.imshow(position_frequencies(x), aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0)
+        ax.set_yticks(range(n_symbols), labels, fontsize="small" if n_symbols <= 30 else "xx-small")
+        ax.set_title(f"{name} ({len(x)} sequences)", fontsize="medium")
+    axes[-1, 0].set_xlabel("position")
+    fig.colorbar(shown, ax=axes[:, 0].tolist(), label="symbol frequency")
+    fig.suptitle(title)
+    return fig
+
+
 def save_samples(
-    path: str | Path, fake: Tensor, real: Tensor | None = None, title: str = "", nrow: int | None = None
+    path: str | Path,
+    fake: Tensor,
+    real: Tensor | None = None,
+    title: str = "",
+    nrow: int | None = None,
+    symbols: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Write a PNG of ``fake`` (a grid for ``(N, C, H, W)`` images, ``nrow`` per row or a square; for
-    ``(N, D)`` vectors :func:`vector_figure` over ``real``) and return it as an RGB array."""
+    ``(N, A, L)`` sequences :func:`sequence_figure` with the ``symbols`` as row labels; for ``(N, D)``
+    vectors :func:`vector_figure`, both over ``real``) and return it as an RGB array."""
     path = Path(path)
     if fake.dim() == 4:
         array = image_grid(fake, nrow)
         path.parent.mkdir(parents=True, exist_ok=True)
         plt.imsave(path, array)
         return array
-    fig = vector_figure(fake, real, title)
+    fig = sequence_figure(fake, real, symbols, title) if fake.dim() == 3 else vector_figure(fake, real, title)
     try:
         fig.canvas.draw()
         array = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

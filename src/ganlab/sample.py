@@ -2,9 +2,13 @@
 [interpolate=K]``: draw samples from a checkpoint.
 
 ``out`` ending in ``.npy`` holds the raw generator outputs (``N x D`` for vector data such as ring8's
-``N x 2``; ``N x C x H x W`` in [-1, 1] for images); ``.png`` is a picture: a grid of images, or for vector
-data the samples over real data drawn from the run's own data config (a histogram for 1-D data, a scatter
-plot for 2-D, two projections for more dimensions: :func:`ganlab.plotting.vector_figure`).
+``N x 2``; ``N x C x H x W`` in [-1, 1] for images; ``N x A x L`` symbol probabilities or one-hot samples
+for sequences); ``.png`` is a picture: a grid of images, or for vector data the samples over real data
+drawn from the run's own data config (a histogram for 1-D data, a scatter plot for 2-D, two projections for
+more dimensions: :func:`ganlab.plotting.vector_figure`), or for sequences their per-position symbol
+frequencies over the real ones' (:func:`ganlab.plotting.sequence_figure`). A checkpoint of sequence data
+also writes the samples decoded with the vocabulary it holds (the most probable symbol per position, pad
+symbols dropped): ``.fasta`` / ``.fa`` as FASTA records ``>sample_<i>``, ``.txt`` one sequence per line.
 
 - ``ema``: a checkpoint of a run with ``ema=on`` holds an averaged generator, which is used by default;
   ``ema=false`` takes the raw generator, ``ema=true`` insists on the average (an error without one).
@@ -25,18 +29,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from ganlab.callbacks.checkpoint import CheckpointError, load_checkpoint
 from ganlab.callbacks.ema import CHECKPOINT_KEY as EMA_KEY
+from ganlab.data.vocabulary import Vocabulary
 from ganlab.nets import build_net, is_conditional, run
 from ganlab.plotting import save_samples
 
 USAGE = (
-    "usage: python -m ganlab.sample ckpt=PATH n=N out=FILE.npy|FILE.png [seed=0] [batch_size=500] "
-    "[ema=true|false] [label=K|grid] [interpolate=ROWS]"
+    "usage: python -m ganlab.sample ckpt=PATH n=N out=FILE.npy|FILE.png|FILE.fasta|FILE.txt [seed=0] "
+    "[batch_size=500] [ema=true|false] [label=K|grid] [interpolate=ROWS]"
 )
 REQUIRED = ("ckpt", "n", "out")
 DEFAULTS: dict[str, Any] = {
@@ -49,7 +54,20 @@ DEFAULTS: dict[str, Any] = {
     "label": None,
     "interpolate": None,
 }
-SUFFIXES = (".npy", ".png")
+
+
+def fasta(sequences: list[str]) -> str:
+    """FASTA records ``>sample_<i>`` (0-based), one sequence line each."""
+    return "".join(f">sample_{i}\n{text}\n" for i, text in enumerate(sequences))
+
+
+def lines(sequences: list[str]) -> str:
+    """One sequence per line."""
+    return "".join(f"{text}\n" for text in sequences)
+
+
+TEXT_FORMATS = {".fasta": fasta, ".fa": fasta, ".txt": lines}  # decoded sequences
+SUFFIXES = (".npy", ".png", *TEXT_FORMATS)
 
 
 class SampleError(ValueError):
@@ -76,6 +94,14 @@ def load_generator(ckpt: dict[str, Any], ema: bool | None = None) -> tuple[nn.Mo
     generator = build_net(cfg.model.generator, tuple(state["data_shape"]), state.get("num_classes"))
     generator.load_state_dict(generator_weights(ckpt, ema))
     return generator.eval(), cfg
+
+
+def checkpoint_vocabulary(ckpt: dict[str, Any], cfg: DictConfig) -> Vocabulary | None:
+    """The vocabulary of a checkpoint of sequence data (Lightning saves the data module's ``state_dict``
+    under its class's qualified name), ``None`` for other data."""
+    state = ckpt.get(get_class(cfg.data._target_).__qualname__)
+    saved = state.get("vocabulary") if isinstance(state, dict) else None
+    return Vocabulary.from_dict(saved) if saved is not None else None
 
 
 def noise(n: int, z_dim: int, seed: int) -> Tensor:
@@ -201,18 +227,29 @@ def sample(
     label: int | str | None = None,
     interpolate: int | None = None,
 ) -> Path:
-    """Write the samples of the checkpoint ``ckpt`` asked for (module docstring) to ``out`` (.npy or
-    .png); return the path."""
-    generator, cfg = load_generator(load_checkpoint(ckpt), ema)
+    """Write the samples of the checkpoint ``ckpt`` asked for (module docstring) to ``out`` (.npy, .png,
+    .fasta, .fa or .txt); return the path."""
+    checkpoint = load_checkpoint(ckpt)
+    generator, cfg = load_generator(checkpoint, ema)
+    vocabulary = checkpoint_vocabulary(checkpoint, cfg)
+    out_path = Path(out)
+    if out_path.suffix in TEXT_FORMATS and vocabulary is None:
+        raise SampleError(
+            f"out={out} writes decoded sequences, but the checkpoint's data ({cfg.data._target_}) is not "
+            f"sequence data (it holds no vocabulary). Valid for it: out=FILE.npy or FILE.png"
+        )
     z, labels, nrow = inputs(generator, n, seed, label, interpolate)
     fake = generate(generator, z, labels, batch_size)
-    out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if out_path.suffix == ".npy":
         np.save(out_path, fake.numpy())
+    elif out_path.suffix in TEXT_FORMATS:
+        out_path.write_text(TEXT_FORMATS[out_path.suffix](vocabulary.decode(fake)))
     else:
-        real = instantiate(cfg.data).real_sample(2500) if fake.dim() == 2 else None
-        save_samples(out_path, fake, real, title=f"{len(fake)} samples of {Path(ckpt).name}", nrow=nrow)
+        real = instantiate(cfg.data).real_sample(2500) if fake.dim() in (2, 3) else None
+        symbols = vocabulary.symbols if vocabulary is not None else None
+        title = f"{len(fake)} samples of {Path(ckpt).name}"
+        save_samples(out_path, fake, real, title=title, nrow=nrow, symbols=symbols)
     return out_path
 
 

@@ -1,8 +1,9 @@
 """The trackers' record of a run: wandb, TensorBoard and MLflow hold the whole experiment.
 
-Each tracker is Lightning's logger plus two methods that say how it keeps what Lightning's loggers leave
-out: ``log_picture`` (a sample picture as the tracker's own image type, at the generator step it was made)
-and ``log_outcome`` (the run's final metrics and status, at the end). :class:`ExperimentRecord` logs the
+Each tracker is Lightning's logger plus three methods that say how it keeps what Lightning's loggers leave
+out: ``log_picture`` (a sample picture as the tracker's own image type, at the generator step it was made),
+``log_sample_text`` (decoded samples of sequence data, one per line, at their step) and ``log_outcome`` (the
+run's final metrics and status, at the end). :class:`ExperimentRecord` logs the
 run's hyperparameters to every tracker when training starts (Lightning logs none unless asked:
 ``log_hyperparams``); :func:`close_trackers` gives them the outcome and finishes the wandb run.
 """
@@ -59,6 +60,10 @@ class WandbTracker(WandbLogger):
     def log_picture(self, key: str, image: np.ndarray, step: int) -> None:
         self.log_image(key=key, images=[image], step=step)
 
+    def log_sample_text(self, key: str, text: str, step: int) -> None:
+        """A table with one row per sample."""
+        self.log_text(key=key, columns=["sample"], data=[[line] for line in text.splitlines()], step=step)
+
     def log_outcome(self, summary: dict[str, Any], run_dir: Path) -> None:
         self.experiment.summary.update(
             {**_final_metrics(summary), "status": summary["status"], "g_steps": summary["g_steps"]}
@@ -80,6 +85,12 @@ class TensorBoardTracker(TensorBoardLogger):
 
     def log_picture(self, key: str, image: np.ndarray, step: int) -> None:
         self.experiment.add_image(key, image, global_step=step, dataformats="HWC")
+
+    def log_sample_text(self, key: str, text: str, step: int) -> None:
+        """A text summary, indented four spaces so that TensorBoard's Markdown shows it verbatim."""
+        self.experiment.add_text(
+            key, "\n".join(f"    {line}" for line in text.splitlines()), global_step=step
+        )
 
     def log_outcome(self, summary: dict[str, Any], run_dir: Path) -> None:
         params = {**dict(self.hparams), "run": {**self.run, "status": summary["status"]}}
@@ -134,6 +145,10 @@ class MLflowTracker(MLFlowLogger):
     def log_picture(self, key: str, image: np.ndarray, step: int) -> None:
         self.experiment.log_image(self.run_id, image, key=key, step=step)
 
+    def log_sample_text(self, key: str, text: str, step: int) -> None:
+        """An artifact ``<key>/step_<step>.txt``."""
+        self.experiment.log_text(self.run_id, text, f"{key}/step_{step:07d}.txt")
+
     def log_outcome(self, summary: dict[str, Any], run_dir: Path) -> None:
         client, run_id = self.experiment, self.run_id
         for name in ("status", "g_steps", "d_steps", "wall_s", "run_id"):
@@ -157,6 +172,14 @@ def log_image(trainer: pl.Trainer, key: str, image: np.ndarray, step: int) -> No
         draw = getattr(logger, "log_picture", None)
         if callable(draw):
             draw(key, image, step)
+
+
+def log_text(trainer: pl.Trainer, key: str, text: str, step: int) -> None:
+    """Log decoded samples, one per line, to every tracker that takes text, in the tracker's own form."""
+    for logger in trackers(trainer):
+        write = getattr(logger, "log_sample_text", None)
+        if callable(write):
+            write(key, text, step)
 
 
 class ExperimentRecord(pl.Callback):

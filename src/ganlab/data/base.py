@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+if TYPE_CHECKING:
+    from ganlab.data.vocabulary import Vocabulary
 
 
 class TensorBatches(Dataset):
@@ -32,6 +35,11 @@ class TensorBatches(Dataset):
 
     def __len__(self) -> int:
         return len(self.x)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample as a batch holds it."""
+        return tuple(self.x.shape[1:])
 
     def __getitem__(self, index: list[int] | Tensor) -> tuple[Tensor, Tensor]:
         x = self.x[index]
@@ -139,13 +147,16 @@ class GANDataModule(pl.LightningDataModule):
     What the metrics need to know of the data, declared here rather than guessed from the class name:
     ``n_modes`` (the number of modes of a mixture, for the mode metrics; ``None``: data without modes) and
     ``feature_net`` (the name of the data's own feature network for ``metrics=domain``,
-    ``ganlab/assets/feature_net_<name>.pt``; ``None``: it has none).
+    ``ganlab/assets/feature_net_<name>.pt``; ``None``: it has none) and ``vocabulary`` (the symbols of
+    sequence data, :class:`ganlab.data.vocabulary.Vocabulary`, by which samples decode to text for the
+    sequence metrics and the sample files; ``None``: the data is not sequences).
     """
 
     shape: tuple[int, ...] = ()
     num_classes: int | None = None
     n_modes: int | None = None
     feature_net: str | None = None
+    vocabulary: Vocabulary | None = None
 
     def __init__(
         self,
@@ -171,15 +182,20 @@ class GANDataModule(pl.LightningDataModule):
         """All training samples ``(x, y)``; raise a clear error when the data is missing or corrupt."""
         raise NotImplementedError
 
+    def dataset(self, x: Tensor, y: Tensor) -> TensorBatches:
+        """The in-memory dataset of what :meth:`load` returned (a subclass may store samples compactly,
+        e.g. sequences as symbol indices, and expand them per batch)."""
+        return TensorBatches(x, y)
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            x, y = self.load()
-            if tuple(x.shape[1:]) != tuple(self.shape):
+            train_set = self.dataset(*self.load())
+            if train_set.sample_shape != tuple(self.shape):
                 raise ValueError(
-                    f"{type(self).__name__}: loaded samples of shape {tuple(x.shape[1:])}, "
+                    f"{type(self).__name__}: loaded samples of shape {train_set.sample_shape}, "
                     f"expected {self.shape}; the data files are corrupt or of another dataset"
                 )
-            self.train_set = TensorBatches(x, y)
+            self.train_set = train_set
         if self.in_memory and self.trainer is not None:
             self.train_set.to(self.trainer.strategy.root_device)
 

@@ -83,7 +83,7 @@ def check_image_shape(data_shape: tuple[int, ...], who: str) -> tuple[int, int]:
     if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
         raise ValueError(
             f"{who} models square images of shape (C, H, H), but the data has samples of shape "
-            f"{tuple(data_shape)}; for vector data use model=mlp"
+            f"{tuple(data_shape)}; for vector data use model=mlp, for sequences model=seq_resnet"
         )
     return int(data_shape[0]), int(data_shape[1])
 

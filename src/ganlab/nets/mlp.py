@@ -18,7 +18,7 @@ def _check_vector_shape(data_shape: tuple[int, ...], who: str) -> int:
     if len(data_shape) != 1:
         raise ValueError(
             f"{who} models vector data of shape (D,), but the data has samples of shape {tuple(data_shape)}; "
-            "for images use model=dcgan or model=resnet"
+            "for images use model=dcgan or model=resnet, for sequences model=seq_resnet"
         )
     return int(data_shape[0])
 

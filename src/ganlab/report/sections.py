@@ -49,7 +49,8 @@ DEFINITIONS = [
     "percentile bootstrap of that mean "
     "(1,000 resamples per step). Samples: each run's generator (the averaged one where the run kept one) "
     "rebuilt from checkpoints/last.ckpt, 2,500 "
-    "points (toy data, blue, under the real data in red, shared axes) or a grid of 16 images, noise seed 0.",
+    "points (toy data, blue, under the real data in red, shared axes) or a grid of 16 images, noise seed 0; "
+    "for other data (sequences) the run's own samples/final.png.",
 ]
 REFERENCES = [
     "Agarwal, Schwarzer, Castro, Courville, Bellemare 2021. Deep reinforcement learning at the edge of the "

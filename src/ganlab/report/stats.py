@@ -14,14 +14,17 @@ from ganlab.report.collect import DEFAULT, Run
 # Collapse thresholds, the only place they are set. Only a *completed* run can be collapsed (a diverged
 # run counts as diverged). Toy data (metrics/modes): fewer than COLLAPSE_MODES_FRACTION of the data's
 # modes covered. Images: metrics/recall < COLLAPSE_RECALL or metrics/coverage < COLLAPSE_COVERAGE, for
-# whichever of the two exists.
+# whichever of the two exists. Sequences: metrics/distinct < COLLAPSE_DISTINCT (more than half of the
+# generated sequences repeat others).
 COLLAPSE_MODES_FRACTION = 0.5
 COLLAPSE_RECALL = 0.1
 COLLAPSE_COVERAGE = 0.1
+COLLAPSE_DISTINCT = 0.5
 COLLAPSE_DEFINITION = (
     f"a completed run is collapsed when, on toy data, metrics/modes < {COLLAPSE_MODES_FRACTION:g} × n_modes "
     f"(the data's number of modes), or, on images, metrics/recall < {COLLAPSE_RECALL:g} or "
-    f"metrics/coverage < {COLLAPSE_COVERAGE:g}; diverged runs count as diverged, not collapsed"
+    f"metrics/coverage < {COLLAPSE_COVERAGE:g}, or, on sequences, metrics/distinct < {COLLAPSE_DISTINCT:g} "
+    "(the fraction of distinct generated sequences); diverged runs count as diverged, not collapsed"
 )
 FAILED_DEFINITION = "failed = status failed, interrupted, killed (running without a live process) or missing"
 
@@ -58,6 +61,7 @@ def is_collapsed(run: Run) -> bool | None:
     checks = [
         (run.metrics.get("metrics/recall"), COLLAPSE_RECALL),
         (run.metrics.get("metrics/coverage"), COLLAPSE_COVERAGE),
+        (run.metrics.get("metrics/distinct"), COLLAPSE_DISTINCT),
     ]
     checks = [(value, threshold) for value, threshold in checks if value is not None]
     return any(value < threshold for value, threshold in checks) if checks else None
@@ -116,8 +120,9 @@ def available_metrics(runs: list[Run]) -> list[str]:
 
 
 def default_metric(available: list[str]) -> str | None:
-    """``metrics/modes`` if present, else ``metrics/fid``, else the first available metric."""
-    for preferred in ("metrics/modes", "metrics/fid"):
+    """``metrics/modes`` if present, else ``metrics/fid``, else ``metrics/kmer_js`` (sequences), else the
+    first available metric."""
+    for preferred in ("metrics/modes", "metrics/fid", "metrics/kmer_js"):
         if preferred in available:
             return preferred
     return available[0] if available else None
