@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,8 +77,21 @@ def compose(overrides: list[str], run_dir: Path):
 
 
 def hand_loop(cfg, steps: int, device: str) -> None:
-    """The loop a researcher writes by hand: ganlab's nets, data, loss formula and optimizers, nothing
-    else (no logging, no checks, no callbacks); in mixed precision, autocast and (float16) a scaler."""
+    """``steps`` generator steps of :func:`hand_steps`."""
+    import torch
+
+    loop = hand_steps(cfg, device)
+    for _ in range(steps):
+        next(loop)
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def hand_steps(cfg, device: str) -> Iterator[None]:
+    """The loop a researcher writes by hand, one generator step per ``next``: ganlab's nets, data, loss
+    formula and optimizers, nothing else (no logging, no checks, no callbacks); in mixed precision,
+    autocast and (float16) a scaler. Its nets are built from ``cfg`` on their own (another copy than a
+    ganlab run's of the same config)."""
     import torch
     import torch.nn.functional as F
 
@@ -110,7 +124,7 @@ def hand_loop(cfg, steps: int, device: str) -> None:
     def g_loss(fake_l: torch.Tensor) -> torch.Tensor:
         return F.softplus(-fake_l).mean() if loss == "NonSaturatingLoss" else -fake_l.mean()
 
-    for _ in range(steps):
+    while True:
         for _ in range(n_critic):
             if at + batch > len(x):
                 perm, at = torch.randperm(len(x), device=device), 0
@@ -144,8 +158,44 @@ def hand_loop(cfg, steps: int, device: str) -> None:
         scaler.update()
         for p in d.parameters():
             p.requires_grad_(True)
-    if device == "cuda":
-        torch.cuda.synchronize()
+        yield
+
+
+def interleaved(cfg, overrides: list[str], device: str, skip: int = 20) -> dict[str, float]:
+    """ganlab's run of ``cfg`` with one step of the hand loop before each of its loop iterations (data,
+    training step, callbacks), each timed on its own: both see the same moment of the machine, which makes
+    this the measure to trust on a shared, busy machine. The first ``skip`` steps (warm-up) are left out.
+    Returns the mean ms per generator step of each."""
+    import torch
+    from pytorch_lightning.loops.training_epoch_loop import _TrainingEpochLoop
+
+    from ganlab.train import train
+
+    def now() -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    hand, times = hand_steps(cfg, device), {"hand": [], "ganlab": []}
+    advance = _TrainingEpochLoop.advance
+
+    def timed(loop, *args, **kwargs):
+        t0 = now()
+        next(hand)
+        t1 = now()
+        try:
+            return advance(loop, *args, **kwargs)
+        finally:
+            times["hand"].append(t1 - t0)
+            times["ganlab"].append(now() - t1)
+
+    _TrainingEpochLoop.advance = timed
+    try:
+        summary = train(cfg, overrides)
+    finally:
+        _TrainingEpochLoop.advance = advance
+    assert summary["status"] == "completed", summary.get("error")
+    return {k: 1e3 * statistics.fmean(v[skip:]) for k, v in times.items()}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -159,6 +209,9 @@ def worker(args: argparse.Namespace) -> None:
     overrides += [f"trainer.precision={args.precision}", f"compile={str(args.compile).lower()}"]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose(overrides, Path(tmp) / "run")
+        if args.what == "interleaved":
+            print(json.dumps(interleaved(cfg, overrides, args.device)))
+            return
         started = time.perf_counter()
         if args.what == "hand":
             hand_loop(cfg, args.steps, args.device)
@@ -179,7 +232,7 @@ def measure(
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=data_env["BENCH_CWD"])
     if proc.returncode != 0:
         raise RuntimeError(f"{case}/{what}/{logger} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def fake_cifar10(root: Path, n: int = 2048) -> None:
@@ -201,20 +254,23 @@ def fake_cifar10(root: Path, n: int = 2048) -> None:
 
 def per_step(case: str, what: str, logger: str, opts: argparse.Namespace, env: dict[str, str]) -> float:
     _, n1, n2 = CASES[case]
-    return (measure(case, what, logger, n2, opts, env) - measure(case, what, logger, n1, opts, env)) / (
-        n2 - n1
-    )
+    long, short = (measure(case, what, logger, n, opts, env)["seconds"] for n in (n2, n1))
+    return (long - short) / (n2 - n1)
 
 
 def bench_steps(cases: list[str], opts: argparse.Namespace, env: dict[str, str]) -> None:
     loggers = opts.loggers
     header = ["hand ms"] + [h for logger in loggers for h in (f"{logger} ms", "ratio")]
     header += ["wandb/none"] if set(LOGGERS) <= set(loggers) else []
-    print(f"{'case':<14}" + "".join(f"{h:>11}" for h in header))
+    if not opts.interleaved:
+        print(f"{'case':<14}" + "".join(f"{h:>11}" for h in header))
     for case in cases:
         if opts.compile:  # fill inductor's on-disk cache first, so that both run lengths compile alike
             for what in ("hand", "ganlab"):
                 measure(case, what, "none", 2, opts, env)
+        if opts.interleaved:
+            bench_interleaved(case, opts, env)
+            continue
         runs: dict[str, list[float]] = {"hand": [], **{logger: [] for logger in loggers}}
         for _ in range(opts.repeats):  # interleaved: a slow minute of the machine hits all of them alike
             runs["hand"].append(per_step(case, "hand", "none", opts, env))
@@ -226,6 +282,22 @@ def bench_steps(cases: list[str], opts: argparse.Namespace, env: dict[str, str])
         row += "".join(f"{med[logger]:>11.2f}{med['hand'] / med[logger]:>11.3f}" for logger in loggers)
         row += f"{med['wandb'] / med['none']:>11.3f}" if set(LOGGERS) <= set(loggers) else ""
         print(row + "   (spread ms: " + ", ".join(f"{k} {v:.2f}" for k, v in spread.items()) + ")")
+
+
+def bench_interleaved(case: str, opts: argparse.Namespace, env: dict[str, str]) -> None:
+    """``--interleaved``: per logger, ``--repeats`` ganlab runs of the case's long length, each with a hand
+    step before every one of its steps (:func:`interleaved`); the median over the repeats of each mean."""
+    row = f"{case:<14}"
+    for logger in opts.loggers:
+        runs = [measure(case, "interleaved", logger, CASES[case][2], opts, env) for _ in range(opts.repeats)]
+        hand = statistics.median(r["hand"] for r in runs)
+        ganlab = statistics.median(r["ganlab"] for r in runs)
+        ratios = [r["hand"] / r["ganlab"] for r in runs]
+        row += (
+            f"  [{logger}] hand {hand:.2f} ms, ganlab {ganlab:.2f} ms, ratio {statistics.median(ratios):.3f}"
+        )
+        row += f" ({min(ratios):.3f}-{max(ratios):.3f})"
+    print(row)
 
 
 def bench_cli(repeats: int) -> None:
@@ -258,6 +330,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="compile=true (and compile in the hand loop)")
     parser.add_argument(
         "--loggers", default=",".join(LOGGERS), help=f"comma-separated, of {', '.join(LOGGERS)}"
+    )
+    parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="one process per run, a hand step before each ganlab step (the measure for a busy machine)",
     )
     parser.add_argument("--no-cli", action="store_true", help="skip the command-line timing")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
