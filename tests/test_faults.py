@@ -230,15 +230,16 @@ def test_weights_made_non_finite_by_the_last_update_are_caught_before_the_run_co
     extra = ["callbacks.checkpoint=null"] if checkpoint == "null" else []
     cfg = make_cfg("trainer.max_steps=2", *extra)
     module, datamodule = build(cfg)
-    module.optim_g = lambda params: NaNAfterGStep(params, at=2)
+    module.optim_g = lambda params: NaNAtUpdate(params, at=2)
     with pytest.raises(Diverged, match="weights of generator") as info:
         build_trainer(cfg, tmp_path).fit(module, datamodule=datamodule)
     assert info.value.g_step == 1
     assert not (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
 
 
-class NaNAfterGStep(torch.optim.SGD):
-    """Plain SGD, except that its ``at``-th update makes the weights NaN."""
+class NaNAtUpdate(torch.optim.SGD):
+    """Plain SGD, except that its ``at``-th update (counted from 1) and every later one make the weights
+    NaN."""
 
     def __init__(self, params, at: int) -> None:
         super().__init__(params, lr=0.01)
@@ -298,3 +299,17 @@ def test_a_launchers_signal_handler_runs_after_the_checkpoint_is_saved(make_cfg,
         signal.signal(signal.SIGUSR2, previous)
     assert info.value.code == 128 + signal.SIGUSR2
     assert calls == [(signal.SIGUSR2, 2)]  # called once, with the checkpoint of step 2 on disk
+
+
+def test_a_divergence_between_logging_steps_is_found_at_the_next_one_and_named_at_its_own_step(
+    make_cfg, tmp_path
+):
+    """Losses are read on the host at logging steps only (one device sync for the queue): a NaN made by
+    D's 4th update (generator step 3) shows in the loss of step 4, is found at the logging step 10, and is
+    reported with the step of the update that made it, as a check after every update would."""
+    cfg = make_cfg("trainer.max_steps=30", "trainer.log_every_n_steps=10", "sample_every=0")
+    module, datamodule = build(cfg)
+    module.optim_d = lambda params: NaNAtUpdate(params, at=4)
+    with pytest.raises(Diverged, match="weights of discriminator") as info:
+        build_trainer(cfg, tmp_path).fit(module, datamodule=datamodule)
+    assert info.value.g_step == 3 and module.g_steps == 10
