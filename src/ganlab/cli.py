@@ -95,16 +95,13 @@ class MultirunOutcome(HydraCallback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if in_multirun():
-            print(
-                f"[job {config.hydra.job.num}] started: {' '.join(self._varying(task_overrides()))}",
-                flush=True,
-            )
+            _say(f"[job {config.hydra.job.num}] started: {' '.join(self._varying(task_overrides()))}")
 
     def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
         if in_multirun():
             run_dir, metric = Path(config.hydra.runtime.output_dir), config.get("optimized_metric")
             job = job_outcome(run_dir, self._varying(task_overrides()), metric)
-            print(f"[job {config.hydra.job.num}] ended: {'  '.join(job.values())}", flush=True)
+            _say(f"[job {config.hydra.job.num}] ended: {'  '.join(job.values())}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(config.hydra.sweep.dir)
@@ -124,6 +121,14 @@ class MultirunOutcome(HydraCallback):
                 f"ganlab: {len(FAILED_RUNS)} job(s) of the sweep failed (see the errors above): {folders}",
                 file=sys.stderr,
             )
+
+
+def _say(line: str) -> None:
+    """One console line in one write: jobs of a parallel launcher share the console, and ``print`` on an
+    unbuffered stream writes the text and its newline separately, so that another job's line could land
+    between them."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _job_order(path: Path) -> tuple[int, str]:
