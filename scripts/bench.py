@@ -21,7 +21,9 @@ the penalty's inner gradient scaled and unscaled as in PyTorch's AMP example), `
 on D (D only without a gradient penalty, ganlab's rule). Compilation happens in both run lengths, so it
 cancels from the time per step like the rest of the set-up (a first, unmeasured run of each case fills
 inductor's on-disk cache, which would otherwise favour whichever length runs second). ``--loggers none``
-skips the tracker's runs.
+skips the tracker's runs. ``--floor`` (with ``--interleaved``) also times Lightning's own loop around the
+hand step (an empty module, no callbacks or logger, the case's data module): the highest ratio any
+framework built on Lightning's training loop can reach on this machine, against which to read ganlab's.
 
 The command line: ``python -m ganlab.train --help`` and a config error (``optim.g.lr=-1``) against
 ``python -c "import torch"`` (the target: below 1.0).
@@ -164,8 +166,9 @@ def hand_steps(cfg, device: str) -> Iterator[None]:
 def interleaved(cfg, overrides: list[str], device: str, skip: int = 20) -> dict[str, float]:
     """ganlab's run of ``cfg`` with one step of the hand loop before each of its loop iterations (data,
     training step, callbacks), each timed on its own: both see the same moment of the machine, which makes
-    this the measure to trust on a shared, busy machine. The first ``skip`` steps (warm-up) are left out.
-    Returns the mean ms per generator step of each."""
+    this the measure to trust on a shared, busy machine. The first ``skip`` steps (warm-up) and the last
+    (whose callbacks save the final checkpoint: end-of-run work, like the final evaluation after it) are
+    left out; logging steps count. Returns the mean ms per generator step of each."""
     import torch
     from pytorch_lightning.loops.training_epoch_loop import _TrainingEpochLoop
 
@@ -195,7 +198,65 @@ def interleaved(cfg, overrides: list[str], device: str, skip: int = 20) -> dict[
     finally:
         _TrainingEpochLoop.advance = advance
     assert summary["status"] == "completed", summary.get("error")
-    return {k: 1e3 * statistics.fmean(v[skip:]) for k, v in times.items()}
+    return {k: 1e3 * statistics.fmean(v[skip:-1]) for k, v in times.items()}
+
+
+def lightning_floor(cfg, device: str, skip: int = 20) -> dict[str, float]:
+    """What Lightning's loop alone costs: an empty manual-optimisation LightningModule whose training step
+    is one step of the hand loop, fed by the case's own data module, with no callbacks, logger or
+    checkpointing (one no-op optimizer step per training step, as Lightning counts steps by them), timed
+    like :func:`interleaved` against a hand step before each iteration. No framework built on Lightning's
+    loop reaches a higher ratio than this one."""
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.loops.training_epoch_loop import _TrainingEpochLoop
+
+    from ganlab.build import build
+
+    inner, hand = hand_steps(cfg, device), hand_steps(cfg, device)
+    _, datamodule = build(cfg)
+    datamodule.batches_per_step = int(cfg.n_critic)
+
+    class Floor(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.automatic_optimization = False
+            self.unused = torch.nn.Parameter(torch.zeros(()))
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD([self.unused], lr=0.0)
+
+        def training_step(self, batch, batch_idx: int) -> None:
+            next(inner)
+            self.optimizers().step()
+
+    times: dict[str, list[float]] = {"hand": [], "floor": []}
+    advance = _TrainingEpochLoop.advance
+
+    def timed(loop, *args, **kwargs):
+        t0 = time.perf_counter()
+        next(hand)
+        t1 = time.perf_counter()
+        try:
+            return advance(loop, *args, **kwargs)
+        finally:
+            times["hand"].append(t1 - t0)
+            times["floor"].append(time.perf_counter() - t1)
+
+    _TrainingEpochLoop.advance = timed
+    try:
+        pl.Trainer(
+            accelerator="gpu" if device == "cuda" else "cpu",
+            devices=1,
+            max_steps=int(cfg.trainer.max_steps),
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(Floor(), datamodule=datamodule)
+    finally:
+        _TrainingEpochLoop.advance = advance
+    return {k: 1e3 * statistics.fmean(v[skip:-1]) for k, v in times.items()}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -211,6 +272,9 @@ def worker(args: argparse.Namespace) -> None:
         cfg = compose(overrides, Path(tmp) / "run")
         if args.what == "interleaved":
             print(json.dumps(interleaved(cfg, overrides, args.device)))
+            return
+        if args.what == "floor":
+            print(json.dumps(lightning_floor(cfg, args.device)))
             return
         started = time.perf_counter()
         if args.what == "hand":
@@ -288,6 +352,11 @@ def bench_interleaved(case: str, opts: argparse.Namespace, env: dict[str, str]) 
     """``--interleaved``: per logger, ``--repeats`` ganlab runs of the case's long length, each with a hand
     step before every one of its steps (:func:`interleaved`); the median over the repeats of each mean."""
     row = f"{case:<14}"
+    if opts.floor:
+        runs = [measure(case, "floor", "none", CASES[case][2], opts, env) for _ in range(opts.repeats)]
+        ratios = [r["hand"] / r["floor"] for r in runs]
+        row += f"  [Lightning's empty loop] ratio {statistics.median(ratios):.3f}"
+        row += f" ({min(ratios):.3f}-{max(ratios):.3f})"
     for logger in opts.loggers:
         runs = [measure(case, "interleaved", logger, CASES[case][2], opts, env) for _ in range(opts.repeats)]
         hand = statistics.median(r["hand"] for r in runs)
@@ -335,6 +404,12 @@ def main() -> None:
         "--interleaved",
         action="store_true",
         help="one process per run, a hand step before each ganlab step (the measure for a busy machine)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --interleaved: also time Lightning's loop around the hand step alone (the best ratio "
+        "any framework on Lightning's loop can reach)",
     )
     parser.add_argument("--no-cli", action="store_true", help="skip the command-line timing")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -160,16 +160,15 @@ def build_trainer(cfg: DictConfig, run_dir: Path, plan: ResumePlan | None = None
     experiment and of the processes (summary.json's ``processes``). Builds only: the trackers start
     writing when training starts.
 
-    Lightning counts every optimizer step (``n_critic + 1`` per generator update); on a resume the steps
-    left are counted from the checkpoint's own counts, so that a changed ``n_critic`` still stops at
-    ``trainer.max_steps`` generator updates."""
+    Lightning's ``global_step`` counts generator updates (``ganlab.module``); on a resume the steps left
+    are counted from the checkpoint's own counts (a checkpoint of a version that counted every optimizer
+    step, ``n_critic + 1`` per generator update, still stops at ``trainer.max_steps`` generator updates)."""
     loggers = [AppendingCSVLogger(save_dir=str(run_dir), name="", version="")]
     loggers += [built(f"logger.{name}", node) for name, node in cfg.logger.items()]
     record = ExperimentRecord(experiment(OmegaConf.to_container(cfg, resolve=True)))  # with its run_id
-    per_g_step = cfg.n_critic + 1
-    max_steps = cfg.trainer.max_steps * per_g_step
+    max_steps = cfg.trainer.max_steps
     if plan is not None and plan.ckpt_path is not None:
-        max_steps = plan.global_step + max(cfg.trainer.max_steps - plan.g_steps, 0) * per_g_step
+        max_steps = plan.global_step + max(cfg.trainer.max_steps - plan.g_steps, 0)
     extra: dict[str, Any] = {}
     if cfg.trainer.get("strategy", "auto") == "ddp" or world_size(cfg) > 1:
         extra["strategy"] = ReplicaDDPStrategy()  # no DistributedDataParallel wrapper: ganlab.distributed

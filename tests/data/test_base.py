@@ -7,7 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
+from ganlab.data.base import InProcessBatches
 from ganlab.data.toy import Ring8
 from ganlab.train import build, build_trainer
 
@@ -16,9 +18,16 @@ def _fake_trainer(device: str) -> SimpleNamespace:
     return SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)))
 
 
-def test_in_memory_forces_num_workers_to_zero():
-    assert Ring8(n_train=64, batch_size=8, num_workers=2, in_memory=True).train_dataloader().num_workers == 0
-    assert Ring8(n_train=64, batch_size=8, num_workers=2).train_dataloader().num_workers == 2
+def test_in_memory_or_no_workers_gathers_in_process_and_workers_get_a_data_loader():
+    """The in-process batches are the loader's, in the same order."""
+    in_memory = Ring8(n_train=64, batch_size=8, num_workers=2, in_memory=True, shuffle_seed=3)
+    assert isinstance(in_memory.train_dataloader(), InProcessBatches)
+    assert isinstance(Ring8(n_train=64, batch_size=8).train_dataloader(), InProcessBatches)
+    workers = Ring8(n_train=64, batch_size=8, num_workers=2, shuffle_seed=3)
+    loader = workers.train_dataloader()
+    assert isinstance(loader, DataLoader) and loader.num_workers == 2
+    for (x, y), (xl, yl) in zip(in_memory.train_dataloader(), loader, strict=True):
+        assert torch.equal(x, xl) and torch.equal(y, yl)
 
 
 def test_in_memory_moves_the_training_set_to_the_trainers_device_in_setup():
@@ -53,7 +62,7 @@ def test_small_datasets_are_in_memory_by_default_and_train(make_cfg, tmp_path, d
     trainer = build_trainer(cfg, tmp_path)
     trainer.fit(module, datamodule=datamodule)
     assert module.g_steps == 2
-    assert trainer.train_dataloader.num_workers == 0
+    assert isinstance(trainer.train_dataloader, InProcessBatches)  # no worker processes
     assert datamodule.train_set.x.device == trainer.strategy.root_device
 
 

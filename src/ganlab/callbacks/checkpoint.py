@@ -78,12 +78,12 @@ class Checkpoint(pl.Callback):
     of a step are counted in that step's checkpoint. Lightning moves only subclasses of its own
     ``Checkpoint`` to the end of the list; this class is not one, so the config's order holds.
 
-    Lightning's ModelCheckpoint counts ``global_step`` (all optimizer steps); this counts generator
-    updates. The file is written to a temporary name, flushed to disk (``fsync``) and renamed over the
-    previous one (``os.replace`` is atomic within a file system), and the folder is synced; so a process
-    killed at any moment leaves the last good checkpoint intact. Temporary files of killed processes are
-    removed when training starts. Loggers are flushed before each save and the number of ``metrics.csv``
-    rows written is stored in the checkpoint, so that a resume drops the rows of the steps after it.
+    This counts generator updates (the module's ``g_steps``). The file is written to a temporary name, flushed
+    to disk (``fsync``) and renamed over the previous one (``os.replace`` is atomic within a file system), and
+    the folder is synced; so a process killed at any moment leaves the last good checkpoint intact. Temporary
+    files of killed processes are removed when training starts. Loggers are flushed before each save and the
+    number of ``metrics.csv`` rows written is stored in the checkpoint, so that a resume drops the rows of the
+    steps after it.
 
     ``signals`` (default SIGTERM, SIGUSR1 and SIGUSR2: what clusters and submitit send before preempting or
     timing out a job) are handled while training runs: the current step finishes, a checkpoint is saved,

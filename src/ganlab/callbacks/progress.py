@@ -1,8 +1,8 @@
 """The console's progress bar of a single run: generator steps out of ``trainer.max_steps``.
 
-Lightning's own bars count its ``global_step`` (``n_critic + 1`` optimizer steps per generator update)
-and batches per epoch of an endless loader ("Epoch 0/-2 ... 60/120" for ``trainer.max_steps=60``);
-ganlab's ``trainer.max_steps`` counts generator updates (``ganlab.module``), so this bar counts those.
+Lightning's own bars count batches per epoch of an endless loader ("Epoch 0/-2 ... 60/120" for
+``trainer.max_steps=60``); ganlab's ``trainer.max_steps`` counts generator updates (``ganlab.module``), so
+this bar counts those.
 """
 
 from __future__ import annotations

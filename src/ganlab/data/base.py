@@ -41,16 +41,33 @@ class TensorBatches(Dataset):
         """The shape of one sample as a batch holds it."""
         return tuple(self.x.shape[1:])
 
-    def __getitem__(self, index: list[int] | Tensor) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: Tensor) -> tuple[Tensor, Tensor]:
         x = self.x[index]
         if x.dtype == torch.uint8:
             x = x.float().div_(127.5).sub_(1.0)
         return x, self.y[index]
 
 
-class EpochBatchSampler(Sampler[list[int]]):
-    """Batches of ``batch_size`` indices drawn without replacement (the last incomplete batch dropped), in
-    an order that depends on ``(seed, epoch)`` only, and able to start part-way through an epoch.
+class InProcessBatches:
+    """The batches of ``dataset`` in the order of ``sampler``, gathered in the training process: what a
+    ``DataLoader`` without workers does, without its per-batch machinery (fetcher, collation of the
+    already whole batch; about 0.1 ms per batch on a CPU, over 1% of a small model's step)."""
+
+    def __init__(self, dataset: TensorBatches, sampler: EpochBatchSampler) -> None:
+        self.dataset, self.sampler = dataset, sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for index in self.sampler:
+            yield self.dataset[index]
+
+
+class EpochBatchSampler(Sampler[Tensor]):
+    """Batches of ``batch_size`` indices (a tensor each) drawn without replacement (the last incomplete
+    batch dropped), in an order that depends on ``(seed, epoch)`` only, and able to start part-way through
+    an epoch.
 
     Why: an exact resume must see the same batches as an uninterrupted run. ``RandomSampler`` draws its
     order from the global RNG at the start of each epoch, so the order after a resume depends on whatever
@@ -115,14 +132,14 @@ class EpochBatchSampler(Sampler[list[int]]):
             return int(self._start())
         return int(self._start) + self._handed_out
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[Tensor]:
         epoch, skip = divmod(self.position(), len(self))
         perm = self.order(epoch)
         for b in range(skip, len(self)):
             self._handed_out += 1
             batch = perm[b * self.global_batch : (b + 1) * self.global_batch]
             # (chunks, world, rows) -> this rank's rows of every chunk (the whole batch on one process)
-            yield batch.view(self.chunks, self.world_size, -1)[:, self.rank].reshape(-1).tolist()
+            yield batch.view(self.chunks, self.world_size, -1)[:, self.rank].reshape(-1)
 
 
 class GANDataModule(pl.LightningDataModule):
@@ -199,7 +216,7 @@ class GANDataModule(pl.LightningDataModule):
         if self.in_memory and self.trainer is not None:
             self.train_set.to(self.trainer.strategy.root_device)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | InProcessBatches:
         self.setup("fit")
         step_batch = self.batch_size * self.batches_per_step
         if len(self.train_set) < step_batch:
@@ -220,11 +237,12 @@ class GANDataModule(pl.LightningDataModule):
             world_size=size,
             chunks=self.batches_per_step,
         )
+        if self.in_memory or self.num_workers == 0:  # in memory: the samples already lie on the device
+            return InProcessBatches(self.train_set, sampler)
         # own generator: the loader's base seed for workers must not draw from the global RNG either
         rng = torch.Generator().manual_seed(seed)
-        workers = 0 if self.in_memory else self.num_workers  # the samples already lie on the device
         return DataLoader(
-            self.train_set, batch_size=None, sampler=sampler, num_workers=workers, generator=rng
+            self.train_set, batch_size=None, sampler=sampler, num_workers=self.num_workers, generator=rng
         )
 
     def trained_batches(self) -> int:

@@ -40,7 +40,7 @@ class OneHotBatches(TensorBatches):
     def sample_shape(self) -> tuple[int, ...]:
         return self.vocabulary.size, int(self.x.shape[1])
 
-    def __getitem__(self, index: list[int] | Tensor) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: Tensor) -> tuple[Tensor, Tensor]:
         return self.vocabulary.one_hot(self.x[index]), self.y[index]
 
 
