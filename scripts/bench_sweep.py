@@ -19,6 +19,9 @@ gpus launcher, each job's process wall time (``gpus_launcher.jsonl``) is split i
 start-up plus, with ``forkserver``, the server's imports. CPU seconds (less skewed by other work than wall
 times) are those of the sweep's main process and the processes it waited for (all of the sequential
 sweep; spawned job processes), and each job's own (forked job processes, whose server is not waited for).
+"Jobs side by side" is the sum of the jobs' process wall times over the time from the first job's start to
+the last one's end: the speedup of the jobs themselves, without the one-time start-up (imports of torch and
+Lightning, once in either sweep) that bounds the whole command's speedup for short jobs.
 """
 
 from __future__ import annotations
@@ -114,6 +117,12 @@ def describe_parallel(sweep: Sweep, before_first: str) -> list[str]:
         )
     last = max(e["end"] for e in jobs) - sweep.began
     lines.append(f"  last job ended at {last:.1f} s; the command ended at {sweep.seconds:.1f} s")
+    busy = sum(e["end"] - e["start"] for e in jobs)
+    lines.append(
+        f"  jobs side by side: their processes' wall times sum to {busy:.1f} s within {last - first:.1f} s "
+        f"from the first start to the last end: {busy / (last - first):.2f} jobs at once on average (the "
+        "speedup the sweep would show without the one-time start-up that both sweeps pay)"
+    )
     lines.append(f"  CPU of the main process and the processes it waited for: {sweep.cpu:.1f} s")
     return lines
 
