@@ -101,6 +101,26 @@ def test_resume_is_exact_for_gumbel_sequences_with_a_gradient_penalty(make_cfg, 
     assert training_rows(tmp_path / "split") == training_rows(tmp_path / "full")
 
 
+def test_a_checkpoint_that_counted_every_optimizer_step_resumes_to_max_steps_generator_updates(
+    make_cfg, tmp_path
+):
+    """Checkpoints of earlier versions hold Lightning's count of every optimizer step (``n_critic + 1`` per
+    generator update); now Lightning counts generator updates. Such a checkpoint still resumes to exactly
+    ``trainer.max_steps`` generator updates, neither stopping early nor training on."""
+    args = ["n_critic=2", *SMALL]
+    train(make_cfg(*args, "trainer.max_steps=3", run_dir=tmp_path / "run"))
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 3
+    progress = ckpt["loops"]["fit_loop"]["epoch_loop.manual_optimization.optim_step_progress"]
+    for counts in progress.values():  # as the old version saved it: 3 generator + 6 discriminator steps
+        counts["ready"] = counts["completed"] = 9
+    ckpt["global_step"] = 9
+    torch.save(ckpt, path)
+    resumed = train(make_cfg(*args, "trainer.max_steps=5", run_dir=tmp_path / "run"))
+    assert (resumed["status"], resumed["g_steps"], resumed["d_steps"]) == ("completed", 5, 10)
+
+
 EXTRAS = ["ema/on", "augment/diffaug", "augment/instance_noise", "penalty/r1"]
 
 
