@@ -237,12 +237,12 @@ def test_resume_path_continues_another_runs_checkpoint_in_a_new_folder(make_cfg,
 
 def test_epoch_order_depends_on_seed_and_epoch_only_and_resumes_mid_epoch():
     full = EpochBatchSampler(20, 4, seed=3)
-    batches = [b for _ in range(3) for b in full]  # three epochs
+    batches = [b.tolist() for _ in range(3) for b in full]  # three epochs (each batch an index tensor)
     assert sorted(i for b in batches[:5] for i in b) == list(range(20))  # an epoch: each sample once
     assert batches[:5] != batches[5:10]  # epochs differ
     resumed = EpochBatchSampler(20, 4, seed=3, start=7)
-    assert [b for _ in range(2) for b in resumed] == batches[7:15]
-    assert [b for b in EpochBatchSampler(20, 4, seed=4)] != batches[:5]
+    assert [b.tolist() for _ in range(2) for b in resumed] == batches[7:15]
+    assert [b.tolist() for b in EpochBatchSampler(20, 4, seed=4)] != batches[:5]
 
 
 def test_resuming_with_another_number_of_processes_or_batch_warns_that_the_run_changes(make_cfg, tmp_path):
