@@ -71,7 +71,7 @@ def test_statistics_are_written_as_json_and_reload(tmp_path):
     make_table(tmp_path / "t.csv")
     dm = _loaded(tmp_path / "t.csv", stats_dir=str(tmp_path / "run"))
     assert ColumnStats.load(tmp_path / "run" / STATS_FILE) == dm.stats
-    assert ColumnStats.from_dict(dm.state_dict()) == dm.stats
+    assert ColumnStats.from_dict(dm.state_dict()["column_stats"]) == dm.stats
 
 
 def test_training_run_writes_the_statistics_and_checkpoints_them(make_cfg, tmp_path):
@@ -81,7 +81,26 @@ def test_training_run_writes_the_statistics_and_checkpoints_them(make_cfg, tmp_p
     stats = ColumnStats.load(f"{cfg.paths.output_dir}/{STATS_FILE}")
     assert stats.columns == ("income", "temperature", "score")
     ckpt = torch.load(f"{cfg.paths.output_dir}/checkpoints/last.ckpt", weights_only=True)
-    assert ColumnStats.from_dict(ckpt["Tabular"]) == stats
+    assert ColumnStats.from_dict(ckpt["Tabular"]["column_stats"]) == stats
+
+
+def test_a_resumed_tabular_run_continues_the_data_order(make_cfg, tmp_path):
+    """The checkpoint holds the data order with the statistics: 2 steps, then a resume to 4, trains on the
+    batches of steps 3 and 4 of an uninterrupted run, not on its first two again."""
+    make_table(tmp_path / "t.csv")
+    args = ["data=tabular", f"data.path={tmp_path / 't.csv'}"]
+    train(make_cfg(*args, "trainer.max_steps=4", run_dir=tmp_path / "full"))
+    train(make_cfg(*args, "trainer.max_steps=2", run_dir=tmp_path / "split"))
+    first = torch.load(tmp_path / "split" / "checkpoints" / "last.ckpt", weights_only=True)["Tabular"]
+    assert first["batches_done"] == 2 and first["shuffle_seed"] is not None
+    assert train(make_cfg(*args, "trainer.max_steps=4", run_dir=tmp_path / "split"))["g_steps"] == 4
+    full, split = (
+        torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)
+        for run in ("full", "split")
+    )
+    assert full["Tabular"] == split["Tabular"]
+    for key, value in full["state_dict"].items():
+        assert torch.equal(split["state_dict"][key], value), key
 
 
 def record_figures(monkeypatch) -> list[dict]:

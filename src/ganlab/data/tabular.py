@@ -3,7 +3,7 @@
 A GAN models the standardised columns (mean 0, std 1), so that columns in very different units weigh
 alike; :class:`ColumnStats` maps generated rows back to the original units, ``x = z * std + mean``. The
 statistics are written to ``tabular_stats.json`` (``stats_dir``) and saved in every checkpoint (Lightning
-stores the data module's :meth:`Tabular.state_dict` under the key ``"Tabular"``).
+stores the data module's :meth:`Tabular.state_dict` under the key ``"Tabular"``, beside the data order).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -167,9 +168,10 @@ class Tabular(GANDataModule):
         """Rows in the table's units, standardised as the training data is."""
         return self._loaded_stats().from_original(x)
 
-    def state_dict(self) -> dict[str, list]:
-        """The column statistics; Lightning saves them in each checkpoint."""
-        return self._loaded_stats().to_dict()
+    def state_dict(self) -> dict[str, Any]:
+        """The data order's state (:class:`GANDataModule`: what an exact resume continues from) and the
+        column statistics; Lightning saves them in each checkpoint."""
+        return {**super().state_dict(), "column_stats": self._loaded_stats().to_dict()}
 
     def _loaded_stats(self) -> ColumnStats:
         self.setup("fit")
