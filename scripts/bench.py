@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,23 +164,20 @@ def hand_steps(cfg, device: str) -> Iterator[None]:
         yield
 
 
-def interleaved(cfg, overrides: list[str], device: str, skip: int = 20) -> dict[str, float]:
-    """ganlab's run of ``cfg`` with one step of the hand loop before each of its loop iterations (data,
-    training step, callbacks), each timed on its own: both see the same moment of the machine, which makes
-    this the measure to trust on a shared, busy machine. The first ``skip`` steps (warm-up) and the last
-    (whose callbacks save the final checkpoint: end-of-run work, like the final evaluation after it) are
-    left out; logging steps count. Returns the mean ms per generator step of each."""
+@contextmanager
+def hand_before_each_step(hand: Iterator[None], name: str, device: str) -> Iterator[dict[str, list[float]]]:
+    """While the block runs, each iteration of Lightning's training loop (data, training step, callbacks)
+    is preceded by one step of ``hand``, and both are timed on their own (after a CUDA sync on a GPU):
+    yields ``{"hand": [...], name: [...]}``, seconds per iteration, filled as the block trains."""
     import torch
     from pytorch_lightning.loops.training_epoch_loop import _TrainingEpochLoop
-
-    from ganlab.train import train
 
     def now() -> float:
         if device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter()
 
-    hand, times = hand_steps(cfg, device), {"hand": [], "ganlab": []}
+    times: dict[str, list[float]] = {"hand": [], name: []}
     advance = _TrainingEpochLoop.advance
 
     def timed(loop, *args, **kwargs):
@@ -190,13 +188,25 @@ def interleaved(cfg, overrides: list[str], device: str, skip: int = 20) -> dict[
             return advance(loop, *args, **kwargs)
         finally:
             times["hand"].append(t1 - t0)
-            times["ganlab"].append(now() - t1)
+            times[name].append(now() - t1)
 
     _TrainingEpochLoop.advance = timed
     try:
-        summary = train(cfg, overrides)
+        yield times
     finally:
         _TrainingEpochLoop.advance = advance
+
+
+def interleaved(cfg, overrides: list[str], device: str, skip: int = 20) -> dict[str, float]:
+    """ganlab's run of ``cfg`` with one step of the hand loop before each of its loop iterations (data,
+    training step, callbacks), each timed on its own: both see the same moment of the machine, which makes
+    this the measure to trust on a shared, busy machine. The first ``skip`` steps (warm-up) and the last
+    (whose callbacks save the final checkpoint: end-of-run work, like the final evaluation after it) are
+    left out; logging steps count. Returns the mean ms per generator step of each."""
+    from ganlab.train import train
+
+    with hand_before_each_step(hand_steps(cfg, device), "ganlab", device) as times:
+        summary = train(cfg, overrides)
     assert summary["status"] == "completed", summary.get("error")
     return {k: 1e3 * statistics.fmean(v[skip:-1]) for k, v in times.items()}
 
@@ -209,7 +219,6 @@ def lightning_floor(cfg, device: str, skip: int = 20) -> dict[str, float]:
     loop reaches a higher ratio than this one."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.loops.training_epoch_loop import _TrainingEpochLoop
 
     from ganlab.build import build
 
@@ -230,21 +239,7 @@ def lightning_floor(cfg, device: str, skip: int = 20) -> dict[str, float]:
             next(inner)
             self.optimizers().step()
 
-    times: dict[str, list[float]] = {"hand": [], "floor": []}
-    advance = _TrainingEpochLoop.advance
-
-    def timed(loop, *args, **kwargs):
-        t0 = time.perf_counter()
-        next(hand)
-        t1 = time.perf_counter()
-        try:
-            return advance(loop, *args, **kwargs)
-        finally:
-            times["hand"].append(t1 - t0)
-            times["floor"].append(time.perf_counter() - t1)
-
-    _TrainingEpochLoop.advance = timed
-    try:
+    with hand_before_each_step(hand, "floor", device) as times:
         pl.Trainer(
             accelerator="gpu" if device == "cuda" else "cpu",
             devices=1,
@@ -254,8 +249,6 @@ def lightning_floor(cfg, device: str, skip: int = 20) -> dict[str, float]:
             enable_progress_bar=False,
             enable_model_summary=False,
         ).fit(Floor(), datamodule=datamodule)
-    finally:
-        _TrainingEpochLoop.advance = advance
     return {k: 1e3 * statistics.fmean(v[skip:-1]) for k, v in times.items()}
 
 

@@ -458,9 +458,10 @@ class GAN(pl.LightningModule):
         not needed every step; a non-finite gradient shows in the next loss, see :meth:`_check_finite`, and
         a gradient norm that overflows at the next logging step); clips to ``max_norm`` when set.
 
-        With a gradient scaler (:meth:`_grad_scale`) the gradients are still scaled by ``S`` here (Lightning
-        unscales them inside ``opt.step()``, after this; Lightning-AI/pytorch-lightning #18089): the norm is
-        divided by ``S`` and the scaled gradients are clipped at ``S * max_norm``, which is the same
+        With a gradient scaler (:meth:`_grad_scale`) the gradients are still scaled by ``S`` here (the scaler
+        unscales them in the update after this: Lightning's ``opt.step()`` for G, see
+        Lightning-AI/pytorch-lightning #18089, ``scaler.step`` for D): the norm is divided by ``S`` and the
+        scaled gradients are clipped at ``S * max_norm``, which is the same
         clipping. A non-finite norm is then an overflow that the scaler skips, not a divergence."""
         if max_norm is None and not self._log_now:
             return None
