@@ -94,7 +94,9 @@ def hand_steps(cfg, device: str) -> Iterator[None]:
     """The loop a researcher writes by hand, one generator step per ``next``: ganlab's nets, data, loss
     formula and optimizers, nothing else (no logging, no checks, no callbacks); in mixed precision,
     autocast and (float16) a scaler. Its nets are built from ``cfg`` on their own (another copy than a
-    ganlab run's of the same config)."""
+    ganlab run's of the same config). Each step runs as in a process that never imported Lightning:
+    without ``PYTORCH_NVML_BASED_CUDA_CHECK``, which Lightning's import sets and which, on a machine without
+    a GPU, costs an NVML probe (~30 us) in every optimizer step."""
     import torch
     import torch.nn.functional as F
 
@@ -127,7 +129,8 @@ def hand_steps(cfg, device: str) -> Iterator[None]:
     def g_loss(fake_l: torch.Tensor) -> torch.Tensor:
         return F.softplus(-fake_l).mean() if loss == "NonSaturatingLoss" else -fake_l.mean()
 
-    while True:
+    def step() -> None:
+        nonlocal perm, at
         for _ in range(n_critic):
             if at + batch > len(x):
                 perm, at = torch.randperm(len(x), device=device), 0
@@ -161,6 +164,14 @@ def hand_steps(cfg, device: str) -> Iterator[None]:
         scaler.update()
         for p in d.parameters():
             p.requires_grad_(True)
+
+    while True:  # in a process without Lightning, whose import sets this (an NVML probe per optimizer step)
+        lightning_set = os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+        try:
+            step()
+        finally:
+            if lightning_set is not None:
+                os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = lightning_set
         yield
 
 
@@ -221,6 +232,7 @@ def lightning_floor(cfg, device: str, skip: int = 20) -> dict[str, float]:
     import torch
 
     from ganlab.build import build
+    from ganlab.train import cuda_probed_once
 
     inner, hand = hand_steps(cfg, device), hand_steps(cfg, device)
     _, datamodule = build(cfg)
@@ -239,16 +251,17 @@ def lightning_floor(cfg, device: str, skip: int = 20) -> dict[str, float]:
             next(inner)
             self.optimizers().step()
 
-    with hand_before_each_step(hand, "floor", device) as times:
-        pl.Trainer(
-            accelerator="gpu" if device == "cuda" else "cpu",
-            devices=1,
-            max_steps=int(cfg.trainer.max_steps),
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        ).fit(Floor(), datamodule=datamodule)
+    trainer = pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        max_steps=int(cfg.trainer.max_steps),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with hand_before_each_step(hand, "floor", device) as times, cuda_probed_once(trainer):
+        trainer.fit(Floor(), datamodule=datamodule)
     return {k: 1e3 * statistics.fmean(v[skip:-1]) for k, v in times.items()}
 
 

@@ -117,3 +117,45 @@ def test_unknown_override_fails_before_writing_a_run(tmp_path):
     assert proc.returncode != 0
     assert "los" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_cpu_run_without_a_gpu_does_not_probe_nvml_at_every_optimizer_step(make_cfg, tmp_path, monkeypatch):
+    """Lightning's import sets PYTORCH_NVML_BASED_CUDA_CHECK=1: then, before CUDA is initialised, every
+    ``torch.cuda.is_available()`` opens NVML, and torch's optimizers ask it in each ``step()``. A CPU run on
+    a machine whose NVML sees no GPU trains with torch's own check (asked once per process): two runs that
+    differ by 4 generator steps (8 optimizer steps) probe NVML equally often, and the variable is back after.
+    """
+    import torch
+
+    probes = []
+    nvml_count = torch.cuda._device_count_nvml
+    monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: probes.append(1) or nvml_count())
+    assert os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1"  # set by importing Lightning
+    counts = []
+    for steps in (2, 6):
+        probes.clear()
+        summary = train(
+            make_cfg(f"trainer.max_steps={steps}", "trainer.accelerator=cpu", run_dir=tmp_path / f"{steps}")
+        )
+        assert summary["status"] == "completed" and summary["g_steps"] == steps
+        counts.append(len(probes))
+    assert counts[0] == counts[1], counts
+    assert os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1"
+
+
+@pytest.mark.parametrize("nvml_gpus", [0, 1])
+def test_the_nvml_check_is_left_on_where_a_fork_could_be_poisoned(nvml_gpus, monkeypatch):
+    """Only where NVML sees no GPU is the check switched to torch's own (which initialises the CUDA driver
+    on a machine with GPUs); it comes back when training ends, also by an exception."""
+    import pytorch_lightning as pl
+    import torch
+
+    from ganlab.train import cuda_probed_once
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: nvml_gpus)
+    with pytest.raises(RuntimeError, match="inside"), cuda_probed_once(trainer):
+        inside = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
+        raise RuntimeError("inside")
+    assert inside == (None if nvml_gpus == 0 else "1")
+    assert os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1"

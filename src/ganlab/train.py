@@ -18,14 +18,19 @@ if __name__ == "__main__":
     sys.exit(main())
 
 import logging
+import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, open_dict
+from pytorch_lightning.accelerators import CPUAccelerator
 
 from ganlab import run_folder
 from ganlab.build import build, build_trainer
@@ -90,9 +95,36 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[GAN, pl.LightningDataModule
     return module, datamodule, plan, trainer
 
 
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+@contextmanager
+def cuda_probed_once(trainer: pl.Trainer) -> Iterator[None]:
+    """While a run trains on CPU on a machine where NVML sees no GPU: torch's own CUDA check, which asks
+    the CUDA runtime once per process, instead of the NVML one that Lightning's import switches on for every
+    process (``PYTORCH_NVML_BASED_CUDA_CHECK=1``, a check that cannot poison a later fork). Before CUDA is
+    initialised, the NVML check opens the NVML library on every call, about 30 us, and torch's optimizers
+    call it in every ``step()`` (their CUDA-graph capture check): a CPU run paid it on every optimizer step,
+    which a loop written without Lightning does not. Without a visible GPU there is nothing a fork could
+    poison. On a GPU run, CUDA is initialised and torch caches the count, so the variable costs nothing and
+    stays; so it does on a CPU run of a machine with visible GPUs. Restored when the block ends."""
+    switch = (
+        isinstance(trainer.accelerator, CPUAccelerator)
+        and os.environ.get(NVML_CHECK) == "1"
+        and torch.cuda.device_count() == 0  # NVML's count here: nothing initialised
+    )
+    if switch:
+        del os.environ[NVML_CHECK]
+    try:
+        yield
+    finally:
+        if switch:
+            os.environ[NVML_CHECK] = "1"
+
+
 def fit(trainer: pl.Trainer, module: GAN, datamodule: pl.LightningDataModule, plan: ResumePlan) -> None:
     ckpt = str(plan.ckpt_path) if plan.ckpt_path is not None else None
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), cuda_probed_once(trainer):
         # the data module restores the data order itself (ganlab.data.base); Lightning cannot see that
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
