@@ -184,6 +184,7 @@ class GAN(pl.LightningModule):
         self.penalties = dict(penalties or {})
         self.transforms = list((augment or {}).values())  # in order; checkpointed as transform/<index>
         self._sampling_generator: nn.Module | None = None
+        self._prepare_sampling: Callable[[], None] | None = None
         self.optim_g, self.optim_d = optim_g, optim_d
         self.n_critic = int(n_critic)
         self.clip_grad_norm_g, self.clip_grad_norm_d = clip_grad_norm_g, clip_grad_norm_d
@@ -248,11 +249,15 @@ class GAN(pl.LightningModule):
             return None
         return self.batch_noise.randint(0, self.num_classes, n, device=self.device)
 
-    def set_sampling_generator(self, net: nn.Module | None) -> None:
+    def set_sampling_generator(
+        self, net: nn.Module | None, prepare: Callable[[], None] | None = None
+    ) -> None:
         """Make :meth:`generate` draw from ``net`` (an averaged copy of G: ``ganlab.callbacks.ema``) instead
-        of G; ``None`` restores G. ``net`` is kept out of this module's children (``object.__setattr__``
-        skips ``nn.Module``'s registration), so that DDP never wraps it and the state dict ignores it."""
+        of G, calling ``prepare()`` first each time (the average's standing batch-norm statistics); ``None``
+        restores G. ``net`` is kept out of this module's children (``object.__setattr__`` skips
+        ``nn.Module``'s registration), so that DDP never wraps it and the state dict ignores it."""
         object.__setattr__(self, "_sampling_generator", net)
+        self._prepare_sampling = prepare if net is not None else None
 
     @torch.no_grad()
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -260,6 +265,8 @@ class GAN(pl.LightningModule):
         when one is set (:meth:`set_sampling_generator`), else from G. A conditional generator without
         ``labels`` gets the balanced labels ``0, 1, ..., K-1, 0, 1, ...``."""
         net = self.generator if self._sampling_generator is None else self._sampling_generator
+        if self._prepare_sampling is not None:
+            self._prepare_sampling()
         if labels is None and self.num_classes is not None:
             labels = torch.arange(len(z)) % self.num_classes
         was_training = net.training
