@@ -51,6 +51,8 @@ def test_real_samples_cover_every_mode_the_data_declares():
     values = metric.compute()
     assert values["modes"] == dm.n_modes == metric.meta()["modes"].high == 25
     assert set(values) == set(metric.meta())  # every reported value is declared
+    assert metric.radius == 3 * 0.05 != 0.15  # the comparison uses the product as computed ...
+    assert metric.protocol()["high_quality_radius"] == 0.15  # ... the protocol (printed) the value
 
 
 def test_data_without_modes_is_refused_with_what_is_valid():
